@@ -1,0 +1,36 @@
+// Files: whole-file reads and read-only memory maps (RAII), errors name the path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dsvl2 {
+
+std::string read_file(const std::string& path);  // throws Error naming the path
+void write_file(const std::string& path, std::string_view bytes);
+bool file_exists(const std::string& path);
+bool is_directory(const std::string& path);
+std::string path_join(const std::string& a, const std::string& b);
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::string& path);  // throws Error
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace dsvl2

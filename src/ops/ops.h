@@ -1,0 +1,103 @@
+// The kernel interface that model code calls. Kernels never see model types.
+//
+// Every kernel has a scalar reference (ops/kernels_ref.cpp) that is the oracle
+// for the SIMD variants (ops/kernels_avx2.cpp, ops/kernels_avx512.cpp). The
+// variant is chosen once at run time from the CPU's features; DSVL2_ISA=
+// scalar|avx2|avx512 forces one (tests run every variant on one machine).
+//
+// Two numeric modes (Compute):
+//   kF32  — reference: activations and accumulation in f32; bf16 weights are
+//           widened exactly to f32. Matches the golden data to ~1e-4.
+//   kBF16 — fast: matmul inputs rounded to bf16, bf16 weights, f32
+//           accumulation (AVX512-BF16 dot products). Checked against kF32.
+//
+// Layout: PyTorch order, row-major. A Linear weight is W[N, K] (out, in):
+//   y[M, N] = x[M, K] · W^T + b
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace dsvl2 {
+
+enum class Compute { kF32, kBF16 };
+enum class Isa { kScalar, kAvx2, kAvx512 };
+const char* isa_name(Isa isa);
+const char* compute_name(Compute c);
+bool parse_compute(const std::string& s, Compute* out);
+
+// A Linear weight as stored (usually a view into the mmapped checkpoint).
+// Quantized formats extend DType handling in the kernels, not the model.
+struct Weight {
+  DType dtype = DType::kF32;
+  int64_t rows = 0;  // N (output features)
+  int64_t cols = 0;  // K (input features)
+  const void* data = nullptr;
+  bool empty() const { return data == nullptr; }
+};
+Weight weight_from_view(const TensorView& v);  // 2-D F32/F16/BF16 view
+
+// Scaled dot-product attention over strided q/k/v, all f32.
+//   q[t, h, :Dk], k[s, h / (H/Hkv), :Dk], v[s, h / (H/Hkv), :Dv] -> out[t, h, :Dv]
+// Query t sits at absolute position q_pos0 + t; with `causal` it sees keys
+// s <= q_pos0 + t. Softmax in f32. Hkv = 1 is MQA (the MLA absorbed form).
+struct AttentionArgs {
+  const float* q = nullptr;
+  int64_t q_stride_t = 0, q_stride_h = 0;
+  const float* k = nullptr;
+  int64_t k_stride_s = 0, k_stride_h = 0;
+  const float* v = nullptr;
+  int64_t v_stride_s = 0, v_stride_h = 0;
+  float* out = nullptr;
+  int64_t o_stride_t = 0, o_stride_h = 0;
+  int T = 0, S = 0, H = 0, Hkv = 0, Dk = 0, Dv = 0;
+  float scale = 1.0f;
+  bool causal = false;
+  int q_pos0 = 0;
+};
+
+struct KernelTable {
+  Isa isa;
+  // y[M, N] = x[M, K] · W^T (+ bias). x row stride = K, y row stride = N.
+  void (*matmul)(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c, ThreadPool& pool);
+  // Row-wise LayerNorm with affine (gamma, beta), biased variance.
+  void (*layer_norm)(const float* x, int64_t M, int64_t D, const float* gamma, const float* beta, float eps, float* y);
+  // Row-wise RMSNorm: y = x / sqrt(mean(x^2) + eps) * gamma.
+  void (*rms_norm)(const float* x, int64_t M, int64_t D, const float* gamma, float eps, float* y);
+  void (*gelu_tanh)(float* x, int64_t n);  // tanh approximation (SigLIP MLP)
+  void (*gelu_erf)(float* x, int64_t n);   // exact erf form (projector)
+  // gate[i] = silu(gate[i]) * up[i]
+  void (*silu_mul)(float* gate, const float* up, int64_t n);
+  void (*softmax_rows)(float* x, int64_t rows, int64_t cols);
+  void (*attention)(const AttentionArgs& a, ThreadPool& pool);
+};
+
+const KernelTable& kernels_ref();
+const KernelTable* kernels_avx2();    // nullptr when not compiled in
+const KernelTable* kernels_avx512();  // nullptr when not compiled in
+
+// CPU features checked with CPUID and XGETBV (the OS must save the registers).
+bool cpu_has_avx2_fma();
+bool cpu_has_avx512_bf16();
+
+// Best table for this CPU, or the one DSVL2_ISA names (error if unsupported).
+const KernelTable& kernels_best();
+// The table for one ISA, or nullptr when this CPU (or build) lacks it.
+const KernelTable* kernels_for(Isa isa);
+
+// What model code holds: the chosen table, the pool and the numeric mode.
+struct Ops {
+  const KernelTable* k;
+  ThreadPool* pool;
+  Compute compute = Compute::kF32;
+
+  void linear(const float* x, int64_t M, const Weight& w, const float* bias, float* y) const {
+    k->matmul(x, M, w, bias, y, compute, *pool);
+  }
+  void attention(const AttentionArgs& a) const { k->attention(a, *pool); }
+};
+
+}  // namespace dsvl2

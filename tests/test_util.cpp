@@ -1,0 +1,59 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/file.h"
+
+namespace dsvl2::test {
+
+namespace fs = std::filesystem;
+
+std::string shared_dir() {
+  if (const char* e = std::getenv("DSVL2_SHARED_DIR"); e && *e) return is_directory(e) ? e : "";
+  std::string d = DSVL2_SHARED_DIR_DEFAULT;
+  return is_directory(d) ? d : "";
+}
+
+std::string golden_dir() {
+  if (const char* e = std::getenv("DSVL2_GOLDEN_DIR"); e && *e) return is_directory(e) ? e : "";
+  std::string s = shared_dir();
+  if (s.empty()) return "";
+  std::string d = s + "/golden";
+  return is_directory(d) ? d : "";
+}
+
+std::string tokenizer_dir() {
+  std::string s = shared_dir();
+  if (s.empty()) return "";
+  std::string d = s + "/tokenizer";
+  return is_directory(d) ? d : "";
+}
+
+std::string binary_dir() { return DSVL2_BINARY_DIR; }
+
+std::string temp_dir(const std::string& tag) {
+  fs::path p = fs::temp_directory_path() / ("dsvl2_test_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+DiffStats diff(const float* a, const float* b, int64_t n) {
+  DiffStats s;
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = std::fabs(double(a[i]) - double(b[i]));
+    if (std::isnan(d)) d = INFINITY;
+    sum += d;
+    if (d > s.max_abs || s.argmax_at < 0) {
+      s.max_abs = std::max(s.max_abs, d);
+      s.argmax_at = i;
+    }
+  }
+  s.mean_abs = n ? sum / double(n) : 0;
+  return s;
+}
+
+}  // namespace dsvl2::test
