@@ -170,9 +170,13 @@ Image decode_bmp(const uint8_t* data, size_t size, const std::string& what, cons
   }
   if (offset > size) DSVL2_FAIL("%s: invalid BMP: pixel data offset past the end of the file", what.c_str());
 
+  // Uncompressed data must all be present before anything is allocated.
+  const size_t W = size_t(width), H = size_t(height);
+  const size_t stride = ((W * bits + 31) >> 3) & ~size_t(3);
+  if (compression != 1 && compression != 2 && (size - offset) / stride < H)
+    DSVL2_FAIL("%s: invalid BMP: image data is truncated", what.c_str());
   Image img;
   allocate_rgb(img, int(width), int(height));
-  const size_t W = size_t(width), H = size_t(height);
   auto out_row = [&](size_t file_row) { return &img.rgb[(top_down ? file_row : H - 1 - file_row) * W * 3]; };
 
   if (compression == 1 || compression == 2) {
@@ -186,8 +190,6 @@ Image decode_bmp(const uint8_t* data, size_t size, const std::string& what, cons
     return img;
   }
 
-  const size_t stride = ((W * bits + 31) >> 3) & ~size_t(3);
-  if ((size - offset) / stride < H) DSVL2_FAIL("%s: invalid BMP: image data is truncated", what.c_str());
   const int rs = mask_shift(rm), gs = mask_shift(gm), bs = mask_shift(bm);
   const int g_bits = gm == 0x7E0 ? 6 : 5;
   for (size_t r = 0; r < H; ++r) {
