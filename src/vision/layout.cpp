@@ -17,6 +17,22 @@ int64_t image_token_side(const VLConfig& cfg) {
   return (grid + r - 1) / r;
 }
 
+int64_t tiles_for_crops(const Tensor& crop) {
+  DSVL2_REQUIRE(crop.dtype() == DType::kI64 && crop.shape().size() == 2 && crop.dim(1) == 2,
+                "images_spatial_crop must be I64 [n_images, 2], got %s %s", dtype_name(crop.dtype()),
+                shape_str(crop.shape()).c_str());
+  const int64_t* wh = crop.as<int64_t>();
+  int64_t tiles = 0;
+  for (int64_t i = 0; i < crop.dim(0); i++) {
+    const int64_t tw = wh[2 * i], th = wh[2 * i + 1];
+    DSVL2_REQUIRE(tw >= 1 && th >= 1 && tw <= 4096 && th <= 4096,
+                  "images_spatial_crop: image %lld has %lld x %lld tiles (each must be 1..4096)", (long long)i,
+                  (long long)tw, (long long)th);
+    tiles += 1 + tw * th;
+  }
+  return tiles;
+}
+
 Tensor layout_image_tokens(const Tensor& proj, const Tensor& crop, const Tensor& newline, const Tensor& separator,
                            const std::string& global_view_pos) {
   const Shape& ps = proj.shape();
@@ -30,24 +46,13 @@ Tensor layout_image_tokens(const Tensor& proj, const Tensor& crop, const Tensor&
                 "image layout: image_newline / view_seperator must be F32 [%lld]", (long long)D);
   DSVL2_REQUIRE(global_view_pos == "head" || global_view_pos == "tail",
                 "image layout: global_view_pos \"%s\" must be \"head\" or \"tail\"", global_view_pos.c_str());
-  DSVL2_REQUIRE(crop.dtype() == DType::kI64 && crop.shape().size() == 2 && crop.dim(1) == 2,
-                "image layout: images_spatial_crop must be I64 [n_images, 2], got %s %s", dtype_name(crop.dtype()),
-                shape_str(crop.shape()).c_str());
-  const int64_t n_images = crop.dim(0);
-  const int64_t* wh = crop.as<int64_t>();
-
-  // Validate everything before writing: tile counts must add up exactly.
-  int64_t need_tiles = 0, total = 0;
-  for (int64_t i = 0; i < n_images; i++) {
-    const int64_t tw = wh[2 * i], th = wh[2 * i + 1];
-    DSVL2_REQUIRE(tw >= 1 && th >= 1 && tw <= 4096 && th <= 4096,
-                  "image layout: image %lld has %lld x %lld tiles (each must be 1..4096)", (long long)i, (long long)tw,
-                  (long long)th);
-    need_tiles += 1 + tw * th;
-    total += image_token_count(tw, th, side);
-  }
+  const int64_t need_tiles = tiles_for_crops(crop);
   DSVL2_REQUIRE(need_tiles == n_tiles, "image layout: images_spatial_crop needs %lld tiles but %lld were encoded",
                 (long long)need_tiles, (long long)n_tiles);
+  const int64_t n_images = crop.dim(0);
+  const int64_t* wh = crop.as<int64_t>();
+  int64_t total = 0;
+  for (int64_t i = 0; i < n_images; i++) total += image_token_count(wh[2 * i], wh[2 * i + 1], side);
 
   Tensor out = Tensor::f32({total, D});
   float* o = out.f32();

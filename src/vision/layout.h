@@ -25,6 +25,10 @@ int64_t image_token_count(int64_t tiles_w, int64_t tiles_h, int64_t side);
 // The projector's tokens a side for this model: ceil((image_size / patch) / downsample_ratio).
 int64_t image_token_side(const VLConfig& cfg);
 
+// Tiles that images_spatial_crop I64 [n_images, 2] ([tiles_w, tiles_h] each) stands
+// for: sum of 1 + tiles_w * tiles_h. Throws Error on a bad shape, dtype or count.
+int64_t tiles_for_crops(const Tensor& images_spatial_crop);
+
 // projector_output F32 [n_tiles, side*side, D]; images_spatial_crop I64 [n_images, 2]
 // holding [num_width_tiles, num_height_tiles]; newline / separator F32 [D].
 // Returns F32 [total image tokens, D]. Throws Error when the tile count disagrees

@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/file.h"
 #include "core/thread_pool.h"
 #include "image/image.h"
@@ -17,9 +19,7 @@
 #include "io/safetensors.h"
 #include "ops/ops.h"
 #include "test_util.h"
-#include "vision/layout.h"
-#include "vision/projector.h"
-#include "vision/siglip.h"
+#include "vision/vision_model.h"
 
 namespace dsvl2 {
 namespace {
@@ -88,9 +88,7 @@ TEST_P(VisionGolden, MatchesOfficialOutputs) {
   const SafetensorsFile ref(dir + "/expected.safetensors");
   const int64_t image_token_id = exp["image_token_id"].get<int64_t>();
 
-  const VisionTower tower = VisionTower::load(ckpt, cfg.vision);
-  const Projector projector = Projector::load(ckpt, cfg.projector);
-  const ImageTokenLayout layout = ImageTokenLayout::load(ckpt, cfg);
+  const VisionModel vm = VisionModel::load(ckpt, cfg);
   const int64_t hidden = cfg.language.hidden_size;
   const Tensor embed_table = to_f32(ckpt.require("language.model.embed_tokens.weight", {cfg.language.vocab_size, hidden}));
 
@@ -117,22 +115,51 @@ TEST_P(VisionGolden, MatchesOfficialOutputs) {
     for (const auto& m : modes) {
       const std::string tag = std::string(GetParam()) + "." + name + "/" + compute_name(m.mode);
       Ops ops{&kernels_best(), &pool, m.mode};
-      Tensor vision = tower.encode(pixels, ops);
-      check("vision_output", vision, want_vision, m.tol.vision, tag);
-      Tensor proj = projector.forward(vision, ops);
-      check("projector_output", proj, want_proj, m.tol.projector, tag);
+      VisionTrace trace;
+      Tensor image_tokens = vm.embed_images(pixels, crop, ops, &trace);
+      check("vision_output", trace.vision_output, want_vision, m.tol.vision, tag);
+      check("projector_output", trace.projector_output, want_proj, m.tol.projector, tag);
+      EXPECT_EQ(image_tokens.dim(0), prompt["num_image_tokens"].get<int64_t>()) << tag;
 
       Tensor embeds = Tensor::f32({int64_t(ids.size()), hidden});
       for (size_t t = 0; t < ids.size(); t++) {
         ASSERT_TRUE(ids[t] >= 0 && ids[t] < cfg.language.vocab_size);
         std::memcpy(embeds.f32() + t * hidden, embed_table.f32() + ids[t] * hidden, size_t(hidden) * sizeof(float));
       }
-      Tensor image_tokens = layout.arrange(proj, crop);
-      EXPECT_EQ(image_tokens.dim(0), prompt["num_image_tokens"].get<int64_t>()) << tag;
       splice_image_embeddings(embeds, ids, image_token_id, image_tokens);
       check("inputs_embeds", embeds, want_embeds, m.tol.embeds, tag);
     }
   }
+}
+
+TEST(VisionGoldenLoad, ConfigThatDisagreesWithTheCheckpointIsAnError) {
+  DSVL2_REQUIRE_GOLDEN();
+  const std::string dir = test::golden_dir() + "/tiny_like";
+  const Checkpoint ckpt(dir);
+  VLConfig cfg = load_vl_config(dir);
+  cfg.vision.mlp_ratio = 4.0;  // fc1 would be [128, 32]; the file has [119, 32]
+  try {
+    VisionTower::load(ckpt, cfg.vision);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vision.blocks.0.mlp.fc1.weight"), std::string::npos) << e.what();
+  }
+  cfg = load_vl_config(dir);
+  cfg.projector.depth = 3;  // asks for projector.layers.4
+  EXPECT_THROW(Projector::load(ckpt, cfg.projector), Error);
+  cfg = load_vl_config(dir);
+  cfg.tile_tag = "1D";
+  EXPECT_THROW(ImageTokenLayout::load(ckpt, cfg), Error);
+
+  // A prompt whose tile count disagrees with images_spatial_crop fails before encoding.
+  cfg = load_vl_config(dir);
+  const VisionModel vm = VisionModel::load(ckpt, cfg);
+  ThreadPool pool(1);
+  Ops ops{&kernels_ref(), &pool, Compute::kF32};
+  Tensor crop(DType::kI64, {1, 2});
+  crop.as<int64_t>()[0] = 2;
+  crop.as<int64_t>()[1] = 1;
+  EXPECT_THROW(vm.embed_images(Tensor::f32({2, 3, 384, 384}), crop, ops), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, VisionGolden, ::testing::Values("tiny_like", "small_like", "base_like"));

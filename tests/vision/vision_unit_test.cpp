@@ -188,6 +188,12 @@ TEST(Layout, RejectsBadInput) {
   EXPECT_THROW(layout_image_tokens(fake_tiles(2, 2), bad_crop, scalar(-1), scalar(-2), "head"), Error);
 }
 
+TEST(Layout, TilesForCrops) {
+  EXPECT_EQ(tiles_for_crops(crops({2, 2, 1, 3})), 5 + 4);
+  EXPECT_THROW(tiles_for_crops(crops({1, -1})), Error);
+  EXPECT_THROW(tiles_for_crops(Tensor(DType::kI64, {2, 3})), Error);
+}
+
 TEST(Splice, WritesImageRowsInOrderAndChecksCounts) {
   std::vector<int64_t> ids = {0, 7, 7, 5, 7, 1};
   Tensor text = Tensor::f32({6, 2});
