@@ -44,6 +44,16 @@ void add_inplace(float* x, const float* y, int64_t n, ThreadPool& pool) {
   }, 1 << 14);
 }
 
+// The row-wise kernels take no pool; split their rows over it here.
+void layer_norm_rows(const Ops& ops, const float* x, int64_t M, int64_t D, const Tensor& g, const Tensor& b, float* y) {
+  ops.pool->parallel_for(M, [&](int64_t r0, int64_t r1, int) {
+    ops.k->layer_norm(x + r0 * D, r1 - r0, D, g.f32(), b.f32(), kLayerNormEps, y + r0 * D);
+  }, 16);
+}
+void gelu_tanh_par(const Ops& ops, float* x, int64_t n) {
+  ops.pool->parallel_for(n, [&](int64_t a, int64_t b, int) { ops.k->gelu_tanh(x + a, b - a); }, 1 << 14);
+}
+
 }  // namespace
 
 void VisionScratch::reserve(int64_t n_rows, const VisionConfig& cfg) {
@@ -147,7 +157,7 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t n_tiles, Vi
   float* mlp = s.mlp.f32();
 
   // x = x + proj(attn(norm1(x)))
-  ops.k->layer_norm(x, M, W, b.norm1_w.f32(), b.norm1_b.f32(), kLayerNormEps, h);
+  layer_norm_rows(ops, x, M, W, b.norm1_w, b.norm1_b, h);
   ops.linear(h, M, b.qkv, b.qkv_b.f32(), qkv);
   for (int64_t t = 0; t < n_tiles; t++) {  // tiles never attend to each other
     const float* q = qkv + t * T * 3 * W;
@@ -175,9 +185,9 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t n_tiles, Vi
   add_inplace(x, h, M * W, *ops.pool);
 
   // x = x + fc2(gelu_tanh(fc1(norm2(x))))
-  ops.k->layer_norm(x, M, W, b.norm2_w.f32(), b.norm2_b.f32(), kLayerNormEps, h);
+  layer_norm_rows(ops, x, M, W, b.norm2_w, b.norm2_b, h);
   ops.linear(h, M, b.fc1, b.fc1_b.f32(), mlp);
-  ops.k->gelu_tanh(mlp, M * F);
+  gelu_tanh_par(ops, mlp, M * F);
   ops.linear(mlp, M, b.fc2, b.fc2_b.f32(), h);
   add_inplace(x, h, M * W, *ops.pool);
 }
@@ -215,7 +225,7 @@ Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScr
   for (const VisionBlockWeights& b : w_.blocks) block_forward(b, n, s, ops);
 
   Tensor out = Tensor::f32({n, T, W});
-  ops.k->layer_norm(x, M, W, w_.norm_w.f32(), w_.norm_b.f32(), kLayerNormEps, out.f32());
+  layer_norm_rows(ops, x, M, W, w_.norm_w, w_.norm_b, out.f32());
   return out;
 }
 
