@@ -3,17 +3,21 @@
 // random BF16 weights made in memory, in both numeric modes. Prints seconds per
 // tile and the fraction of the machine's peak (--peak-bf16 / --peak-f32, GFLOP/s).
 //
-//   bench_vision [--quick] [--tiles N] [--layers L] [--threads T] [--mode f32|bf16|both]
+//   bench_vision [--quick] [--breakdown] [--tiles N] [--layers L] [--threads T] [--mode f32|bf16|both]
 //
 // --quick times the patch embedding alone and then one block, and extrapolates
 // to the full depth (the scalar reference kernels take minutes per full tile).
+// --breakdown times each matmul of one block and the attention separately.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -80,17 +84,71 @@ VisionTower random_tower(const VisionConfig& cfg, RandomWeights& rw) {
   return VisionTower(cfg, std::move(w));
 }
 
-double seconds_for(const VisionTower& tower, const Tensor& pixels, const Ops& ops, VisionScratch& scratch) {
+double cpu_seconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+struct Timing {
+  double wall = 0, cpu = 0;  // cpu: all threads together (shows contention on a shared machine)
+};
+
+Timing time_of(const std::function<void()>& fn) {
+  const double c0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
-  Tensor out = tower.encode(pixels, ops, &scratch);
+  fn();
   auto t1 = std::chrono::steady_clock::now();
-  volatile float sink = out.f32()[0];
-  (void)sink;
-  return std::chrono::duration<double>(t1 - t0).count();
+  return {std::chrono::duration<double>(t1 - t0).count(), cpu_seconds() - c0};
+}
+
+Timing encode_time(const VisionTower& tower, const Tensor& pixels, const Ops& ops, VisionScratch& scratch) {
+  return time_of([&] {
+    Tensor out = tower.encode(pixels, ops, &scratch);
+    volatile float sink = out.f32()[0];
+    (void)sink;
+  });
+}
+
+// One block's pieces at M = tiles * 729, to see where the time goes.
+void breakdown(const VisionTower& one_block, int64_t tiles, const Ops& ops) {
+  const VisionConfig& c = one_block.config();
+  const int64_t T = one_block.tokens_per_tile(), M = tiles * T, W = c.width, F = c.mlp_hidden();
+  RandomWeights rw;
+  Tensor x = Tensor::f32({M, std::max<int64_t>(F, 3 * W)}), y = Tensor::f32({M, std::max<int64_t>(F, 3 * W)});
+  Rng r;
+  for (int64_t i = 0; i < x.numel(); i++) x.f32()[i] = r.uniform();
+  struct Mm {
+    const char* name;
+    int64_t n, k;
+  } mms[] = {{"qkv", 3 * W, W}, {"proj", W, W}, {"fc1", F, W}, {"fc2", W, F}};
+  for (const Mm& m : mms) {
+    Weight w = rw.make(m.n, m.k, 0.03f);
+    Timing t = time_of([&] { ops.linear(x.f32(), M, w, nullptr, y.f32()); });
+    std::printf("    %-9s [%lld x %lld] . [%lld]^T  %8.3f s wall  %7.2f GFLOP/s\n", m.name, (long long)M,
+                (long long)m.k, (long long)m.n, t.wall, 2.0 * M * m.n * m.k / t.wall * 1e-9);
+  }
+  AttentionArgs a;
+  a.q = x.f32();
+  a.k = x.f32() + W;
+  a.v = x.f32() + 2 * W;
+  a.q_stride_t = a.k_stride_s = a.v_stride_s = 3 * W;
+  a.q_stride_h = a.k_stride_h = a.v_stride_h = a.o_stride_h = c.head_dim();
+  a.out = y.f32();
+  a.o_stride_t = W;
+  a.T = a.S = int(T);
+  a.H = a.Hkv = c.heads;
+  a.Dk = a.Dv = c.head_dim();
+  a.scale = 0.1f;
+  Timing t = time_of([&] {
+    for (int64_t i = 0; i < tiles; i++) ops.attention(a);
+  });
+  std::printf("    %-9s %lld x [%lld x %lld, %d heads]  %8.3f s wall  %7.2f GFLOP/s\n", "attention", (long long)tiles,
+              (long long)T, (long long)T, c.heads, t.wall, 4.0 * tiles * T * T * W / t.wall * 1e-9);
 }
 
 int run(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, show_breakdown = false;
   int tiles = 1, threads = 0;
   std::string mode = "both";
   double peak_bf16 = 470, peak_f32 = 234;  // GFLOP/s of the reference machine
@@ -102,6 +160,7 @@ int run(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--quick") quick = true;
+    else if (a == "--breakdown") show_breakdown = true;
     else if (a == "--tiles") tiles = std::atoi(next().c_str());
     else if (a == "--layers") cfg.layers = std::atoi(next().c_str());
     else if (a == "--threads") threads = std::atoi(next().c_str());
@@ -139,19 +198,21 @@ int run(int argc, char** argv) {
     if (mode != "both" && mode != compute_name(c)) continue;
     Ops ops{&k, &pool, c};
     VisionScratch scratch;
-    double sec;
+    Timing tm;
     if (quick) {
-      double t_embed = seconds_for(tower_embed, pixels, ops, scratch);
-      double t_one = seconds_for(tower_full, pixels, ops, scratch);
-      sec = t_embed + full_layers * std::max(0.0, t_one - t_embed);
+      Timing t_embed = encode_time(tower_embed, pixels, ops, scratch);
+      Timing t_one = encode_time(tower_full, pixels, ops, scratch);
+      tm.wall = t_embed.wall + full_layers * std::max(0.0, t_one.wall - t_embed.wall);
+      tm.cpu = t_embed.cpu + full_layers * std::max(0.0, t_one.cpu - t_embed.cpu);
     } else {
-      sec = seconds_for(tower_full, pixels, ops, scratch);
+      tm = encode_time(tower_full, pixels, ops, scratch);
     }
-    const double per_tile = sec / tiles;
+    const double per_tile = tm.wall / tiles;
     const double gflops = tile_flops / per_tile * 1e-9;
     const double peak = c == Compute::kBF16 ? peak_bf16 : peak_f32;
-    std::printf("%-5s %10.3f s/tile  %8.2f GFLOP/s  %6.2f%% of %.0f GFLOP/s peak\n", compute_name(c), per_tile, gflops,
-                100.0 * gflops / peak, peak);
+    std::printf("%-5s %10.3f s/tile  %8.2f GFLOP/s  %6.2f%% of %.0f GFLOP/s peak  (cpu %.3f s/tile over %d threads)\n",
+                compute_name(c), per_tile, gflops, 100.0 * gflops / peak, peak, tm.cpu / tiles, pool.size());
+    if (show_breakdown) breakdown(tower_full, tiles, ops);
   }
   return 0;
 }
