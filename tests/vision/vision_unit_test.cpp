@@ -2,6 +2,7 @@
 // unfold feature order, projector shapes, token layout and splicing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -29,6 +30,152 @@ TEST(Patchify, ConvPatchOrderIsChannelRowColumn) {
     for (int ky = 0; ky < 2; ky++)
       for (int kx = 0; kx < 2; kx++) EXPECT_EQ(r[c * 4 + ky * 2 + kx], float(c * 100 + (2 + ky) * 10 + kx));
   EXPECT_EQ(out[3 * 12 + 11], float(200 + 30 + 3));  // patch (1,1), c=2, ky=kx=1
+}
+
+// A tiny tower (image 5, patch 2 -> 2x2 tokens, width 4, 2 heads, 1 block) against
+// a direct transcription of the official forward with F32 weights.
+struct TinyTower {
+  VisionConfig cfg;
+  std::vector<std::vector<float>> mats;  // owned F32 weight storage
+  std::vector<float> rnd(size_t n, float scale, float base = 0.f) {
+    static uint32_t s = 1;
+    std::vector<float> v(n);
+    for (float& x : v) {
+      s = s * 1664525u + 1013904223u;
+      x = base + scale * (float(s >> 8) / float(1 << 24) - 0.5f);
+    }
+    return v;
+  }
+  Weight mat(int64_t r, int64_t c, float scale) {
+    mats.push_back(rnd(size_t(r * c), scale));
+    return Weight{DType::kF32, r, c, mats.back().data()};
+  }
+  Tensor vec(int64_t n, float scale, float base = 0.f) {
+    Tensor t = Tensor::f32({n});
+    auto v = rnd(size_t(n), scale, base);
+    std::copy(v.begin(), v.end(), t.f32());
+    return t;
+  }
+  TinyTower() {
+    cfg.layers = 1;
+    cfg.width = 4;
+    cfg.heads = 2;
+    cfg.mlp_ratio = 1.5;  // hidden 6
+    cfg.patch_size = 2;
+    cfg.image_size = 5;
+    mats.reserve(16);
+  }
+  VisionWeights weights() {
+    VisionWeights w;
+    w.patch = mat(4, 12, 1.f);
+    w.patch_b = vec(4, 0.5f);
+    w.pos_embed = vec(16, 0.5f);
+    VisionBlockWeights b;
+    b.norm1_w = vec(4, 0.5f, 1.f);
+    b.norm1_b = vec(4, 0.5f);
+    b.qkv = mat(12, 4, 2.f);
+    b.qkv_b = vec(12, 0.5f);
+    b.proj = mat(4, 4, 1.f);
+    b.proj_b = vec(4, 0.5f);
+    b.norm2_w = vec(4, 0.5f, 1.f);
+    b.norm2_b = vec(4, 0.5f);
+    b.fc1 = mat(6, 4, 1.f);
+    b.fc1_b = vec(6, 0.5f);
+    b.fc2 = mat(4, 6, 1.f);
+    b.fc2_b = vec(4, 0.5f);
+    w.blocks.push_back(std::move(b));
+    w.norm_w = vec(4, 0.5f, 1.f);
+    w.norm_b = vec(4, 0.5f);
+    return w;
+  }
+};
+
+std::vector<double> linear(const std::vector<double>& x, int64_t M, const Weight& w, const Tensor& b) {
+  const float* W = static_cast<const float*>(w.data);
+  std::vector<double> y(size_t(M * w.rows));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < w.rows; n++) {
+      double acc = b.f32()[n];
+      for (int64_t k = 0; k < w.cols; k++) acc += x[m * w.cols + k] * W[n * w.cols + k];
+      y[m * w.rows + n] = acc;
+    }
+  return y;
+}
+std::vector<double> layer_norm(const std::vector<double>& x, int64_t M, int64_t D, const Tensor& g, const Tensor& b) {
+  std::vector<double> y(x.size());
+  for (int64_t m = 0; m < M; m++) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < D; i++) mean += x[m * D + i] / D;
+    for (int64_t i = 0; i < D; i++) var += (x[m * D + i] - mean) * (x[m * D + i] - mean) / D;
+    for (int64_t i = 0; i < D; i++) y[m * D + i] = (x[m * D + i] - mean) / std::sqrt(var + 1e-6) * g.f32()[i] + b.f32()[i];
+  }
+  return y;
+}
+
+TEST(VisionTower, TinyTowerMatchesDirectForward) {
+  TinyTower tt;
+  VisionWeights w = tt.weights();
+  const VisionWeights& ref = w;  // read before the move below (views stay valid: storage is in tt)
+  // Keep copies of what the reference needs; Tensors move into the tower.
+  Tensor pb = to_f32(ref.patch_b.view()), pos = to_f32(ref.pos_embed.view());
+  const VisionBlockWeights& b0 = ref.blocks[0];
+  Tensor n1w = to_f32(b0.norm1_w.view()), n1b = to_f32(b0.norm1_b.view()), qb = to_f32(b0.qkv_b.view()),
+         prb = to_f32(b0.proj_b.view()), n2w = to_f32(b0.norm2_w.view()), n2b = to_f32(b0.norm2_b.view()),
+         f1b = to_f32(b0.fc1_b.view()), f2b = to_f32(b0.fc2_b.view()), nw = to_f32(ref.norm_w.view()),
+         nb = to_f32(ref.norm_b.view());
+  Weight patch = ref.patch, qkv = b0.qkv, proj = b0.proj, fc1 = b0.fc1, fc2 = b0.fc2;
+  VisionTower tower(tt.cfg, std::move(w));
+
+  const int S = 5, n = 2, T = 4, D = 4, H = 2, hd = 2;
+  Tensor px = Tensor::f32({n, 3, S, S});
+  auto pv = tt.rnd(size_t(px.numel()), 2.f);
+  std::copy(pv.begin(), pv.end(), px.f32());
+  ThreadPool pool(2);
+  Ops ops{&kernels_ref(), &pool, Compute::kF32};
+  Tensor got = tower.encode(px, ops);
+  ASSERT_EQ(got.shape(), (Shape{n, T, D}));
+
+  for (int t = 0; t < n; t++) {
+    // Conv2d(k=2, s=2) directly.
+    std::vector<double> x(T * D);
+    const float* W = static_cast<const float*>(patch.data);
+    for (int py = 0; py < 2; py++)
+      for (int pxx = 0; pxx < 2; pxx++)
+        for (int o = 0; o < D; o++) {
+          double acc = pb.f32()[o];
+          for (int c = 0; c < 3; c++)
+            for (int ky = 0; ky < 2; ky++)
+              for (int kx = 0; kx < 2; kx++)
+                acc += W[o * 12 + c * 4 + ky * 2 + kx] * px.f32()[((t * 3 + c) * S + py * 2 + ky) * S + pxx * 2 + kx];
+          x[(py * 2 + pxx) * D + o] = acc + pos.f32()[(py * 2 + pxx) * D + o];
+        }
+    // Attention.
+    auto q = linear(layer_norm(x, T, D, n1w, n1b), T, qkv, qb);
+    std::vector<double> att(T * D, 0.0);
+    for (int h = 0; h < H; h++)
+      for (int i = 0; i < T; i++) {
+        double s[4], mx = -1e300, sum = 0;
+        for (int j = 0; j < T; j++) {
+          s[j] = 0;
+          for (int e = 0; e < hd; e++) s[j] += q[i * 12 + h * hd + e] * q[j * 12 + 4 + h * hd + e];
+          s[j] /= std::sqrt(double(hd));
+          mx = std::max(mx, s[j]);
+        }
+        for (int j = 0; j < T; j++) sum += (s[j] = std::exp(s[j] - mx));
+        for (int j = 0; j < T; j++)
+          for (int e = 0; e < hd; e++) att[i * D + h * hd + e] += s[j] / sum * q[j * 12 + 8 + h * hd + e];
+      }
+    auto a = linear(att, T, proj, prb);
+    for (int i = 0; i < T * D; i++) x[i] += a[i];
+    auto f = linear(layer_norm(x, T, D, n2w, n2b), T, fc1, f1b);
+    for (double& v : f) v = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    auto m = linear(f, T, fc2, f2b);
+    for (int i = 0; i < T * D; i++) x[i] += m[i];
+    auto want = layer_norm(x, T, D, nw, nb);
+    for (int i = 0; i < T * D; i++) EXPECT_NEAR(got.f32()[t * T * D + i], want[i], 1e-5) << "tile " << t << " i " << i;
+  }
+  EXPECT_THROW(tower.encode(Tensor::f32({1, 3, 4, 4}), ops), Error);
+  EXPECT_THROW(tower.encode(Tensor::f32({0, 3, S, S}), ops), Error);
 }
 
 TEST(Unfold, FeatureOrderIsChannelMajorThenOffsetAndPadsWithZero) {
