@@ -4,5 +4,4 @@
 
 namespace dsvl2 {
 const KernelTable* kernels_avx2() { return nullptr; }
-const KernelTable* kernels_avx512() { return nullptr; }
 }  // namespace dsvl2

@@ -1,0 +1,96 @@
+// Cache-blocked GEMM driver shared by the SIMD kernel files:
+//   y[M, N] = A[M, K] · W^T (+ bias), W[N, K] as stored (PyTorch Linear).
+// W is packed on the fly, per K block, into panels of Kern::kNR output columns
+// laid out the way the micro-kernel's vector loads want them; A is read in
+// place (row stride lda). Loop order (per thread, over its own column range):
+//   column group (kNCPanels panels, lives in L2)
+//     K block (kKC)            pack the group's panels
+//       MR rows of A           A micro-panel stays in L1
+//         NR columns           micro-kernel: MR x NR register tile
+// The first K block writes y (+ bias), later ones accumulate into it.
+//
+// Everything here sits in an anonymous namespace: every ISA file compiles its
+// own copy with its own instruction-set flags, which must not be merged by the
+// linker (an AVX-512 copy must never serve the AVX2 table).
+//
+// Kern provides: using AType; kNR, kMR, kKC (multiple of kKStep), kNCPanels,
+// kKStep (K elements per packed step: 1 for f32 FMA, 2 for bf16 pairs),
+//   size_t panel_elems(int64_t kc);               // packed elements per panel
+//   void pack(const Weight&, int64_t n0, int64_t k0, int64_t kc, PackT* dst);
+//   void kernel(int mr, const AType* a, int64_t lda, const PackT* b, int64_t kc,
+//               float* c, int64_t ldc, int ncols, bool first, const float* bias);
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+#include "ops/ops.h"
+
+namespace dsvl2 {
+namespace {
+
+struct AlignedBuf {
+  void* p = nullptr;
+  size_t cap = 0;
+  ~AlignedBuf() { std::free(p); }
+  // Grows (never shrinks) to at least `bytes`, 64-byte aligned; contents lost on growth.
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(p);
+      cap = (bytes + 4095) & ~size_t(4095);
+      p = std::aligned_alloc(64, cap);
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+
+template <class Kern>
+void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const Weight& w, const float* bias,
+                  float* y, ThreadPool& pool) {
+  using PackT = typename Kern::PackT;
+  const int64_t N = w.rows, K = w.cols;
+  constexpr int NR = Kern::kNR, MR = Kern::kMR;
+  const int64_t n_panels = (N + NR - 1) / NR;
+  const int T = pool.size();
+  // Split columns across threads when there are enough panels, else rows
+  // (then each thread packs the whole weight; only happens for small N).
+  const bool split_n = n_panels >= 2 * int64_t(T) || M < int64_t(MR) * T;
+  pool.run_on_all([&](int tid) {
+    int64_t p0 = 0, p1 = n_panels, m_begin = 0, m_end = M;
+    if (split_n) {
+      p0 = n_panels * tid / T;
+      p1 = n_panels * (tid + 1) / T;
+    } else {
+      int64_t blocks = (M + MR - 1) / MR;
+      m_begin = std::min(M, blocks * tid / T * MR);
+      m_end = std::min(M, blocks * (tid + 1) / T * MR);
+    }
+    if (p0 >= p1 || m_begin >= m_end) return;
+    thread_local AlignedBuf buf;
+    const size_t pe = Kern::panel_elems(Kern::kKC);
+    PackT* pack = static_cast<PackT*>(buf.get(pe * Kern::kNCPanels * sizeof(PackT)));
+    for (int64_t jc = p0; jc < p1; jc += Kern::kNCPanels) {
+      const int64_t jn = std::min<int64_t>(p1 - jc, Kern::kNCPanels);
+      for (int64_t k0 = 0; k0 < K; k0 += Kern::kKC) {
+        const int64_t kc = std::min<int64_t>(Kern::kKC, K - k0);
+        const size_t ps = Kern::panel_elems(kc);
+        for (int64_t j = 0; j < jn; j++) Kern::pack(w, (jc + j) * NR, k0, kc, pack + j * ps);
+        const bool first = k0 == 0;
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += MR) {
+          const int mr = int(std::min<int64_t>(MR, m_end - m0));
+          for (int64_t j = 0; j < jn; j++) {
+            const int64_t n0 = (jc + j) * NR;
+            const int ncols = int(std::min<int64_t>(NR, N - n0));
+            Kern::kernel(mr, a + m0 * lda + k0, lda, pack + j * ps, kc, y + m0 * N + n0, N, ncols, first,
+                         first && bias ? bias + n0 : nullptr);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace dsvl2

@@ -1,0 +1,342 @@
+// AVX-512 kernels (F, BW, VL, DQ, BF16, VNNI): the matmul and the table.
+// Elementwise kernels live in elementwise_avx512.cpp, attention in
+// attention_avx512.cpp; all three are compiled with the AVX-512 flags and only
+// reached through kernels_avx512() after the CPUID check in dispatch.cpp.
+//
+// Matmul paths (y = x · W^T + b):
+//   BF16 weights, Compute::kBF16: x rounded to bf16 once, W packed into
+//     K-pair-interleaved 32-column panels, 12x32 register tile of vdpbf16ps.
+//   everything else: W widened exactly to f32 while packing, 12x32 tile of
+//     f32 FMA (kBF16 with F32/F16 weights rounds x only, as the reference does).
+//   M < kSmallM: no packing; dot products along the rows of W (memory bound,
+//     decode) with horizontal sums.
+// GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/gemm_driver.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+namespace {
+
+constexpr int64_t kSmallM = 4;
+
+inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
+inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1); }
+
+// f32 -> bf16 bits, round-to-nearest-even with NaN kept quiet: bit-exact with
+// f32_to_bf16 (vcvtne2ps2bf16 would flush denormals).
+inline __m512i bf16_bits(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan =
+      _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+}
+
+// x[M, K] -> bf16 rows of stride ld (>= K, zero-padded).
+void to_bf16_rows(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool) {
+  pool.parallel_for(M, [&](int64_t m0, int64_t m1, int) {
+    for (int64_t m = m0; m < m1; m++) {
+      const float* r = x + m * K;
+      uint16_t* o = out + m * ld;
+      for (int64_t k = 0; k < ld; k += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, r + k);
+        _mm256_mask_storeu_epi16(o + k, tail16(ld - k), _mm512_cvtepi32_epi16(bf16_bits(v)));
+      }
+    }
+  }, 64);
+}
+
+// x[M, K] -> x rounded to bf16, kept in f32.
+void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
+  pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i += 16) {
+      const __mmask16 m = tail16(i1 - i);
+      __m512i b = bf16_bits(_mm512_maskz_loadu_ps(m, x + i));
+      _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)));
+    }
+  }, 1 << 14);
+}
+
+inline void store_tile_row(float* c, __m512 v0, __m512 v1, __mmask16 k0, __mmask16 k1, bool first,
+                           const float* bias) {
+  if (first) {
+    if (bias) {
+      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, bias));
+      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, bias + 16));
+    }
+  } else {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, c));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, c + 16));
+  }
+  _mm512_mask_storeu_ps(c, k0, v0);
+  _mm512_mask_storeu_ps(c + 16, k1, v1);
+}
+
+// ---- bf16 x bf16 -> f32 (vdpbf16ps) ----
+struct KernBF16 {
+  using AType = uint16_t;
+  using PackT = uint16_t;
+  static constexpr int kNR = 32, kMR = 12, kKC = 512, kNCPanels = 8;
+  static size_t panel_elems(int64_t kc) { return size_t((kc + 1) / 2) * 64; }
+
+  // panel[kp][c] (32-bit) = {W[n0+c][k0+2kp], W[n0+c][k0+2kp+1]}: one zmm per
+  // 16 columns holds the K pair vdpbf16ps multiplies with a broadcast x pair.
+  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
+    const int64_t kp_n = (kc + 1) / 2, full = kc / 2;
+    uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+    const uint16_t* W = static_cast<const uint16_t*>(w.data);
+    for (int c = 0; c < kNR; c++) {
+      if (n0 + c >= w.rows) {
+        for (int64_t kp = 0; kp < kp_n; kp++) d[kp * kNR + c] = 0;
+        continue;
+      }
+      const uint16_t* r = W + (n0 + c) * w.cols + k0;
+      for (int64_t kp = 0; kp < full; kp++) {
+        uint32_t v;
+        std::memcpy(&v, r + 2 * kp, 4);
+        d[kp * kNR + c] = v;
+      }
+      if (kc & 1) d[full * kNR + c] = r[kc - 1];
+    }
+  }
+
+  template <int MR>
+  static void tile(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+    __m512 acc0[MR], acc1[MR];
+    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    const int64_t kp_n = (kc + 1) / 2;
+    for (int64_t kp = 0; kp < kp_n; kp++) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(b + kp * 64);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + kp * 64 + 32);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; r++) {
+        int32_t v;
+        std::memcpy(&v, a + r * lda + 2 * kp, 4);
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(v);
+        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+      }
+    }
+    const __mmask16 k0 = tail16(ncols), k1 = ncols > 16 ? tail16(ncols - 16) : 0;
+    for (int r = 0; r < MR; r++) store_tile_row(c + r * ldc, acc0[r], acc1[r], k0, k1, first, bias);
+  }
+  static void kernel(int mr, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc,
+                     int ncols, bool first, const float* bias);
+};
+
+// ---- f32 FMA (weights widened exactly) ----
+struct KernF32 {
+  using AType = float;
+  using PackT = float;
+  static constexpr int kNR = 32, kMR = 12, kKC = 256, kNCPanels = 8;
+  static size_t panel_elems(int64_t kc) { return size_t(kc) * 32; }
+
+  template <DType D>
+  static void pack_t(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
+    for (int c = 0; c < kNR; c++) {
+      if (n0 + c >= w.rows) {
+        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = 0.f;
+        continue;
+      }
+      if constexpr (D == DType::kF32) {
+        const float* r = static_cast<const float*>(w.data) + (n0 + c) * w.cols + k0;
+        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = r[k];
+      } else {
+        const uint16_t* r = static_cast<const uint16_t*>(w.data) + (n0 + c) * w.cols + k0;
+        int64_t k = 0;
+        for (; k + 16 <= kc; k += 16) {
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + k));
+          __m512 v = D == DType::kBF16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
+                                       : _mm512_cvtph_ps(h);
+          alignas(64) float tmp[16];
+          _mm512_store_ps(tmp, v);
+          for (int i = 0; i < 16; i++) d[(k + i) * kNR + c] = tmp[i];
+        }
+        for (; k < kc; k++) d[k * kNR + c] = D == DType::kBF16 ? bf16_to_f32(r[k]) : f16_to_f32(r[k]);
+      }
+    }
+  }
+  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
+    switch (w.dtype) {
+      case DType::kF32: return pack_t<DType::kF32>(w, n0, k0, kc, d);
+      case DType::kBF16: return pack_t<DType::kBF16>(w, n0, k0, kc, d);
+      default: return pack_t<DType::kF16>(w, n0, k0, kc, d);
+    }
+  }
+
+  template <int MR>
+  static void tile(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+    __m512 acc0[MR], acc1[MR];
+    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+      const __m512 b0 = _mm512_load_ps(b + k * 32), b1 = _mm512_load_ps(b + k * 32 + 16);
+#pragma GCC unroll 12
+      for (int r = 0; r < MR; r++) {
+        const __m512 av = _mm512_set1_ps(a[r * lda + k]);
+        acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
+        acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+      }
+    }
+    const __mmask16 k0 = tail16(ncols), k1 = ncols > 16 ? tail16(ncols - 16) : 0;
+    for (int r = 0; r < MR; r++) store_tile_row(c + r * ldc, acc0[r], acc1[r], k0, k1, first, bias);
+  }
+  static void kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
+                     int ncols, bool first, const float* bias);
+};
+
+// Run-time row count -> compile-time tile height.
+template <class Kern, class A, class B>
+void dispatch_tile(int mr, const A* a, int64_t lda, const B* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+  switch (mr) {
+#define DSVL2_TILE(R) \
+  case R: return Kern::template tile<R>(a, lda, b, kc, c, ldc, ncols, first, bias);
+    DSVL2_TILE(1) DSVL2_TILE(2) DSVL2_TILE(3) DSVL2_TILE(4) DSVL2_TILE(5) DSVL2_TILE(6)
+    DSVL2_TILE(7) DSVL2_TILE(8) DSVL2_TILE(9) DSVL2_TILE(10) DSVL2_TILE(11) DSVL2_TILE(12)
+#undef DSVL2_TILE
+  }
+}
+void KernBF16::kernel(int mr, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc,
+                      int ncols, bool first, const float* bias) {
+  dispatch_tile<KernBF16>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
+}
+void KernF32::kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
+                     int ncols, bool first, const float* bias) {
+  dispatch_tile<KernF32>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
+}
+
+// ---- small M: dot products along rows of W, 4 rows at a time ----
+constexpr int kDotRows = 4;
+
+void small_m_bf16(const uint16_t* xb, int64_t ldx, int64_t M, const Weight& w, const float* bias, float* y,
+                  ThreadPool& pool) {
+  const int64_t N = w.rows, K = w.cols, kfull = K & ~int64_t(31);
+  const uint16_t* W = static_cast<const uint16_t*>(w.data);
+  pool.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n += kDotRows) {
+      const int nn = int(std::min<int64_t>(kDotRows, n1 - n));
+      const uint16_t* wr[kDotRows];
+      for (int i = 0; i < kDotRows; i++) wr[i] = W + (n + std::min(i, nn - 1)) * K;
+      for (int64_t m = 0; m < M; m++) {
+        const uint16_t* xr = xb + m * ldx;
+        __m512 acc[kDotRows];
+        for (auto& v : acc) v = _mm512_setzero_ps();
+        for (int64_t k = 0; k < kfull; k += 32) {
+          const __m512bh xv = (__m512bh)_mm512_loadu_si512(xr + k);
+          for (int i = 0; i < kDotRows; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_loadu_si512(wr[i] + k));
+        }
+        if (kfull < K) {
+          const __mmask32 t = tail32(K - kfull);
+          const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(t, xr + kfull);
+          for (int i = 0; i < kDotRows; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_maskz_loadu_epi16(t, wr[i] + kfull));
+        }
+        for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[n + i] : 0.f);
+      }
+    }
+  }, 64);
+}
+
+template <DType D>
+inline __m512 load_w16(const void* base, int64_t i, __mmask16 m) {
+  if constexpr (D == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + i);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
+    if constexpr (D == DType::kBF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else return _mm512_cvtph_ps(h);
+  }
+}
+
+template <DType D>
+void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool) {
+  const int64_t N = w.rows, K = w.cols;
+  const size_t es = dtype_size(D);
+  pool.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n += kDotRows) {
+      const int nn = int(std::min<int64_t>(kDotRows, n1 - n));
+      const void* wr[kDotRows];
+      for (int i = 0; i < kDotRows; i++)
+        wr[i] = static_cast<const char*>(w.data) + (n + std::min(i, nn - 1)) * K * int64_t(es);
+      for (int64_t m = 0; m < M; m++) {
+        const float* xr = x + m * K;
+        __m512 acc[kDotRows];
+        for (auto& v : acc) v = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+          const __mmask16 t = tail16(K - k);
+          const __m512 xv = _mm512_maskz_loadu_ps(t, xr + k);
+          for (int i = 0; i < kDotRows; i++) acc[i] = _mm512_fmadd_ps(xv, load_w16<D>(wr[i], k, t), acc[i]);
+        }
+        for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[n + i] : 0.f);
+      }
+    }
+  }, 64);
+}
+
+void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
+                   ThreadPool& pool) {
+  const int64_t N = w.rows, K = w.cols;
+  DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
+              "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) y[m * N + n] = bias ? bias[n] : 0.f;
+    return;
+  }
+  thread_local AlignedBuf xbuf;  // converted activations, reused across calls
+  if (c == Compute::kBF16 && w.dtype == DType::kBF16) {
+    const int64_t ld = (K + 1) & ~int64_t(1);
+    uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
+    to_bf16_rows(x, M, K, xb, ld, pool);
+    if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
+    else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);
+    return;
+  }
+  const float* a = x;
+  if (c == Compute::kBF16) {
+    float* xr = static_cast<float*>(xbuf.get(size_t(M * K) * 4));
+    round_rows(x, M * K, xr, pool);
+    a = xr;
+  }
+  if (M < kSmallM) {
+    switch (w.dtype) {
+      case DType::kF32: return small_m_f32<DType::kF32>(a, M, w, bias, y, pool);
+      case DType::kBF16: return small_m_f32<DType::kBF16>(a, M, w, bias, y, pool);
+      default: return small_m_f32<DType::kF16>(a, M, w, bias, y, pool);
+    }
+  }
+  gemm_blocked<KernF32>(a, K, M, w, bias, y, pool);
+}
+
+// Until the elementwise/attention files land, those entries use the reference.
+void layer_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, const float* b, float eps, float* y) {
+  kernels_ref().layer_norm(x, M, D, g, b, eps, y);
+}
+void rms_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, float eps, float* y) {
+  kernels_ref().rms_norm(x, M, D, g, eps, y);
+}
+void gelu_tanh_fwd(float* x, int64_t n) { kernels_ref().gelu_tanh(x, n); }
+void gelu_erf_fwd(float* x, int64_t n) { kernels_ref().gelu_erf(x, n); }
+void silu_mul_fwd(float* g, const float* u, int64_t n) { kernels_ref().silu_mul(g, u, n); }
+void softmax_rows_fwd(float* x, int64_t r, int64_t c) { kernels_ref().softmax_rows(x, r, c); }
+void attention_fwd(const AttentionArgs& a, ThreadPool& p) { kernels_ref().attention(a, p); }
+
+const KernelTable kAvx512 = {Isa::kAvx512, matmul_avx512,  layer_norm_fwd,   rms_norm_fwd, gelu_tanh_fwd,
+                             gelu_erf_fwd, silu_mul_fwd,   softmax_rows_fwd, attention_fwd};
+
+}  // namespace
+
+const KernelTable* kernels_avx512() { return &kAvx512; }
+
+}  // namespace dsvl2
