@@ -8,7 +8,7 @@
 namespace dsvl2 {
 
 namespace {
-const float* opt(const Tensor& t) { return t.numel() ? t.f32() : nullptr; }
+const float* opt(const Tensor& t) { return t.data() ? t.f32() : nullptr; }  // absent bias
 }  // namespace
 
 AttentionMha AttentionMha::load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c) {

@@ -9,7 +9,7 @@
 namespace dsvl2 {
 
 namespace {
-const float* opt(const Tensor& t) { return t.numel() ? t.f32() : nullptr; }
+const float* opt(const Tensor& t) { return t.data() ? t.f32() : nullptr; }  // absent bias
 constexpr float kLoraNormEps = 1e-6f;  // DeepseekV2RMSNorm default, not rms_norm_eps
 }  // namespace
 

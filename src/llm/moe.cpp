@@ -148,7 +148,7 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   f32_ops.linear(x, T, gate_, nullptr, logits.data());
   std::vector<int> idx(size_t(T * K));
   std::vector<float> w(size_t(T * K));
-  route_tokens(rc_, logits.data(), bias_.numel() ? bias_.f32() : nullptr, T, idx.data(), w.data());
+  route_tokens(rc_, logits.data(), bias_.data() ? bias_.f32() : nullptr, T, idx.data(), w.data());
 
   // moe_infer: gather the tokens of each expert, one pass per active expert.
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(E));  // (token * K + slot) per expert

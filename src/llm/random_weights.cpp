@@ -63,7 +63,7 @@ TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
     fill_bf16(t.as<uint16_t>(), n, amp, 0.f, seed);
     return t.view();
   }
-  if (pool_.numel() == 0) {
+  if (!pool_.data()) {
     pool_ = Tensor(DType::kBF16, {int64_t(pool_bytes_ / 2)});
     fill_bf16(pool_.as<uint16_t>(), pool_.numel(), 0.04f, 0.f, seed_);
   }
