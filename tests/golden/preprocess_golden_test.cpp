@@ -50,6 +50,17 @@ void check_tile(const PreprocessResult& res, int64_t t, const ProcessorConfig& c
   stats.max_diff = std::max(stats.max_diff, max_diff);
   EXPECT_EQ(max_diff, 0) << label << " tile " << t << " (" << want["png"] << "): first mismatch at CHW index "
                          << first_bad;
+  // The float tensor itself: ToTensor + Normalize in float32, summed in double
+  // by the generator, so any other float formula shows up here.
+  double sum = 0, sumsq = 0;
+  for (size_t i = 0; i < 3 * plane; ++i) {
+    sum += double(v[i]);
+    sumsq += double(v[i]) * double(v[i]);
+  }
+  EXPECT_NEAR(sum, want["sum_f32"].get<double>(), 1e-6) << label << " tile " << t;
+  if (want.contains("sumsq_f32")) {
+    EXPECT_NEAR(sumsq, want["sumsq_f32"].get<double>(), 1e-6) << label << " tile " << t;
+  }
   const bool hash_ok = test::sha256_hex(chw.data(), chw.size()) == want["u8_chw_sha256"].get<std::string>();
   stats.hash_ok += hash_ok;
   EXPECT_TRUE(hash_ok) << label << " tile " << t;
