@@ -83,8 +83,8 @@ struct GenerateOptions {
   int prefill_chunk = kDefaultPrefillChunk;
   int stop_token = -1;
 };
-GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache,
-                             const Ops& ops, const GenerateOptions& opt = {});
+GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
+                             const GenerateOptions& opt = {});
 
 // Index of the largest logit (first one on ties, as torch.argmax).
 int argmax(const float* logits, int64_t n);

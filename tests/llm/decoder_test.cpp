@@ -1,6 +1,8 @@
 // Decoder behaviour on small random models: the weight-absorbed MLA against the
 // plain (non-absorbed) formulation, cached decoding against full recomputation,
 // chunked prefill, and the errors for bad prompts and contexts.
+#include "llm/decoder.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "io/model_config.h"
-#include "llm/decoder.h"
 #include "llm/random_weights.h"
 #include "test_util.h"
 
