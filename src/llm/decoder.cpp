@@ -110,6 +110,12 @@ Tensor LanguageModel::forward(const float* embeds, int T, KVCache& cache, const 
   return logits;
 }
 
+Tensor LanguageModel::step(int token, KVCache& cache, const Ops& ops) const {
+  std::vector<float> e(static_cast<size_t>(cfg_.hidden_size));
+  embed(&token, 1, e.data());
+  return forward(e.data(), 1, cache, ops, LogitsMode::kLast);
+}
+
 int argmax(const float* logits, int64_t n) {
   int64_t best = 0;
   for (int64_t i = 1; i < n; i++)
@@ -124,18 +130,16 @@ GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds
   const int64_t need = int64_t(cache.length()) + T + opt.max_new_tokens - 1;
   DSVL2_REQUIRE(need <= cache.context(), "prompt of %d positions plus %d new tokens exceeds the context length %d", T,
                 opt.max_new_tokens, cache.context());
-  const int64_t V = lm.config().vocab_size, D = lm.config().hidden_size;
+  const int64_t V = lm.config().vocab_size;
   GreedyResult r;
   Tensor all = Tensor::f32({opt.max_new_tokens, V});
   Tensor logits = lm.forward(prompt_embeds, T, cache, ops, LogitsMode::kLast, opt.prefill_chunk);
-  std::vector<float> e(static_cast<size_t>(D));
   for (int i = 0; i < opt.max_new_tokens; i++) {
     std::memcpy(all.f32() + i * V, logits.f32(), size_t(V) * 4);
     const int id = argmax(logits.f32(), V);
     r.ids.push_back(id);
     if (id == opt.stop_token || i + 1 == opt.max_new_tokens) break;
-    lm.embed(&id, 1, e.data());
-    logits = lm.forward(e.data(), 1, cache, ops, LogitsMode::kLast);
+    logits = lm.step(id, cache, ops);
   }
   r.step_logits = Tensor::f32({int64_t(r.ids.size()), V});
   std::memcpy(r.step_logits.f32(), all.f32(), size_t(r.ids.size() * V) * 4);

@@ -54,6 +54,8 @@ class LanguageModel {
   // cache.length() + T over the cache's context.
   Tensor forward(const float* embeds, int T, KVCache& cache, const Ops& ops, LogitsMode mode = LogitsMode::kLast,
                  int chunk = kDefaultPrefillChunk) const;
+  // One decoding step: embeds `token` at position cache.length(), returns its logits [1, vocab].
+  Tensor step(int token, KVCache& cache, const Ops& ops) const;
 
  private:
   struct Layer {
