@@ -22,7 +22,8 @@ class AttentionMha {
   void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
 
  private:
-  AttentionMha(int heads, int kv_heads, int head_dim, const Rope& rope) : H_(heads), Hkv_(kv_heads), hd_(head_dim), rope_(rope) {}
+  AttentionMha(int heads, int kv_heads, int head_dim, const Rope& rope)
+      : H_(heads), Hkv_(kv_heads), hd_(head_dim), rope_(rope) {}
   int H_, Hkv_, hd_;
   int64_t hidden_ = 0;
   Rope rope_;

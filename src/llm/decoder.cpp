@@ -22,10 +22,14 @@ LanguageModel::LanguageModel(const LanguageConfig& c, const WeightSource& src, c
     Layer& L = layers_[size_t(i)];
     L.input_norm = load_vector(src, p + "input_layernorm.weight", D);
     L.post_norm = load_vector(src, p + "post_attention_layernorm.weight", D);
-    if (c.use_mla) L.mla.emplace(AttentionMla::load(src, p + "self_attn.", c));
-    else L.mha.emplace(AttentionMha::load(src, p + "self_attn.", c));
-    if (c.is_moe_layer(i)) L.moe.emplace(Moe::load(src, p + "mlp.", c));
-    else L.dense.emplace(Mlp::load(src, p + "mlp.", D, c.intermediate_size));
+    if (c.use_mla)
+      L.mla.emplace(AttentionMla::load(src, p + "self_attn.", c));
+    else
+      L.mha.emplace(AttentionMha::load(src, p + "self_attn.", c));
+    if (c.is_moe_layer(i))
+      L.moe.emplace(Moe::load(src, p + "mlp.", c));
+    else
+      L.dense.emplace(Mlp::load(src, p + "mlp.", D, c.intermediate_size));
   }
 }
 
@@ -56,12 +60,16 @@ void LanguageModel::run_chunk(float* h, int T, KVCache& cache, const Ops& ops) c
   for (size_t i = 0; i < layers_.size(); i++) {
     const Layer& L = layers_[i];
     ops.k->rms_norm(h, T, D, L.input_norm.f32(), eps, xn.data());
-    if (L.mla) L.mla->forward(xn.data(), T, int(i), cache, ops, out.data());
-    else L.mha->forward(xn.data(), T, int(i), cache, ops, out.data());
+    if (L.mla)
+      L.mla->forward(xn.data(), T, int(i), cache, ops, out.data());
+    else
+      L.mha->forward(xn.data(), T, int(i), cache, ops, out.data());
     for (int64_t j = 0; j < T * D; j++) h[j] += out[size_t(j)];
     ops.k->rms_norm(h, T, D, L.post_norm.f32(), eps, xn.data());
-    if (L.moe) L.moe->forward(xn.data(), T, out.data(), ops);
-    else L.dense->forward(xn.data(), T, out.data(), ops);
+    if (L.moe)
+      L.moe->forward(xn.data(), T, out.data(), ops);
+    else
+      L.dense->forward(xn.data(), T, out.data(), ops);
     for (int64_t j = 0; j < T * D; j++) h[j] += out[size_t(j)];
   }
   cache.advance(T);
@@ -102,6 +110,12 @@ Tensor LanguageModel::forward(const float* embeds, int T, KVCache& cache, const 
   return logits;
 }
 
+Tensor LanguageModel::step(int token, KVCache& cache, const Ops& ops) const {
+  std::vector<float> e(static_cast<size_t>(cfg_.hidden_size));
+  embed(&token, 1, e.data());
+  return forward(e.data(), 1, cache, ops, LogitsMode::kLast);
+}
+
 int argmax(const float* logits, int64_t n) {
   int64_t best = 0;
   for (int64_t i = 1; i < n; i++)
@@ -109,25 +123,23 @@ int argmax(const float* logits, int64_t n) {
   return int(best);
 }
 
-GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache,
-                             const Ops& ops, const GenerateOptions& opt) {
+GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
+                             const GenerateOptions& opt) {
   DSVL2_REQUIRE(opt.max_new_tokens >= 1, "generate: max_new_tokens %d must be >= 1", opt.max_new_tokens);
   // The last generated token is never fed back, so the cache needs T + n - 1 positions.
   const int64_t need = int64_t(cache.length()) + T + opt.max_new_tokens - 1;
   DSVL2_REQUIRE(need <= cache.context(), "prompt of %d positions plus %d new tokens exceeds the context length %d", T,
                 opt.max_new_tokens, cache.context());
-  const int64_t V = lm.config().vocab_size, D = lm.config().hidden_size;
+  const int64_t V = lm.config().vocab_size;
   GreedyResult r;
   Tensor all = Tensor::f32({opt.max_new_tokens, V});
   Tensor logits = lm.forward(prompt_embeds, T, cache, ops, LogitsMode::kLast, opt.prefill_chunk);
-  std::vector<float> e(static_cast<size_t>(D));
   for (int i = 0; i < opt.max_new_tokens; i++) {
     std::memcpy(all.f32() + i * V, logits.f32(), size_t(V) * 4);
     const int id = argmax(logits.f32(), V);
     r.ids.push_back(id);
     if (id == opt.stop_token || i + 1 == opt.max_new_tokens) break;
-    lm.embed(&id, 1, e.data());
-    logits = lm.forward(e.data(), 1, cache, ops, LogitsMode::kLast);
+    logits = lm.step(id, cache, ops);
   }
   r.step_logits = Tensor::f32({int64_t(r.ids.size()), V});
   std::memcpy(r.step_logits.f32(), all.f32(), size_t(r.ids.size() * V) * 4);

@@ -54,6 +54,8 @@ class LanguageModel {
   // cache.length() + T over the cache's context.
   Tensor forward(const float* embeds, int T, KVCache& cache, const Ops& ops, LogitsMode mode = LogitsMode::kLast,
                  int chunk = kDefaultPrefillChunk) const;
+  // One decoding step: embeds `token` at position cache.length(), returns its logits [1, vocab].
+  Tensor step(int token, KVCache& cache, const Ops& ops) const;
 
  private:
   struct Layer {
@@ -83,8 +85,8 @@ struct GenerateOptions {
   int prefill_chunk = kDefaultPrefillChunk;
   int stop_token = -1;
 };
-GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache,
-                             const Ops& ops, const GenerateOptions& opt = {});
+GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
+                             const GenerateOptions& opt = {});
 
 // Index of the largest logit (first one on ties, as torch.argmax).
 int argmax(const float* logits, int64_t n);

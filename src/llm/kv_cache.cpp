@@ -7,8 +7,8 @@
 namespace dsvl2 {
 
 KVCache::KVCache(const LanguageConfig& c, int context) {
-  DSVL2_REQUIRE(context <= c.max_position_embeddings,
-                "context %d exceeds the model's max_position_embeddings %d", context, c.max_position_embeddings);
+  DSVL2_REQUIRE(context <= c.max_position_embeddings, "context %d exceeds the model's max_position_embeddings %d",
+                context, c.max_position_embeddings);
   context_ = context > 0 ? context : c.max_position_embeddings;
   if (c.use_mla) {
     k_width_ = int64_t(c.kv_lora_rank) + c.qk_rope_head_dim;

@@ -17,13 +17,20 @@ RouterConfig RouterConfig::from(const LanguageConfig& c) {
   r.topk_group = c.topk_group;
   r.norm_topk_prob = c.norm_topk_prob;
   r.routed_scaling_factor = float(c.routed_scaling_factor);
-  if (c.scoring_func == "softmax") r.scoring = Scoring::kSoftmax;
-  else if (c.scoring_func == "sigmoid") r.scoring = Scoring::kSigmoid;
-  else DSVL2_FAIL("MoE: scoring_func \"%s\" is not supported", c.scoring_func.c_str());
-  if (c.topk_method == "greedy") r.method = Method::kGreedy;
-  else if (c.topk_method == "group_limited_greedy") r.method = Method::kGroupLimitedGreedy;
-  else if (c.topk_method == "noaux_tc") r.method = Method::kNoauxTc;
-  else DSVL2_FAIL("MoE: topk_method \"%s\" is not supported", c.topk_method.c_str());
+  if (c.scoring_func == "softmax")
+    r.scoring = Scoring::kSoftmax;
+  else if (c.scoring_func == "sigmoid")
+    r.scoring = Scoring::kSigmoid;
+  else
+    DSVL2_FAIL("MoE: scoring_func \"%s\" is not supported", c.scoring_func.c_str());
+  if (c.topk_method == "greedy")
+    r.method = Method::kGreedy;
+  else if (c.topk_method == "group_limited_greedy")
+    r.method = Method::kGroupLimitedGreedy;
+  else if (c.topk_method == "noaux_tc")
+    r.method = Method::kNoauxTc;
+  else
+    DSVL2_FAIL("MoE: topk_method \"%s\" is not supported", c.topk_method.c_str());
   DSVL2_REQUIRE(r.n_experts > 0 && r.top_k >= 1 && r.top_k <= r.n_experts,
                 "MoE: num_experts_per_tok %d must be in [1, n_routed_experts=%d]", r.top_k, r.n_experts);
   if (r.method != Method::kGreedy) {
@@ -49,8 +56,10 @@ void top_k_indices(const float* v, int n, int k, int* out) {
   auto greater = [](const Elem& x, const Elem& y) {
     return (std::isnan(x.first) && !std::isnan(y.first)) || x.first > y.first;
   };
-  if (int64_t(k) * 64 <= n) std::partial_sort(q.begin(), q.begin() + k, q.end(), greater);
-  else std::nth_element(q.begin(), q.begin() + (k - 1), q.end(), greater);
+  if (int64_t(k) * 64 <= n)
+    std::partial_sort(q.begin(), q.begin() + k, q.end(), greater);
+  else
+    std::nth_element(q.begin(), q.begin() + (k - 1), q.end(), greater);
   for (int i = 0; i < k; i++) out[i] = q[size_t(i)].second;
 }
 
@@ -70,7 +79,8 @@ void mask_groups(const RouterConfig& rc, const float* group_score, float* s) {
 void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w) {
   const int E = rc.n_experts, K = rc.top_k, per = rc.n_experts / std::max(rc.n_group, 1);
   DSVL2_CHECK(rc.method != RouterConfig::Method::kNoauxTc || bias, "noaux_tc routing needs e_score_correction_bias");
-  std::vector<float> scores(static_cast<size_t>(E)), choice(static_cast<size_t>(E)), group(size_t(std::max(rc.n_group, 1)));
+  std::vector<float> scores(static_cast<size_t>(E)), choice(static_cast<size_t>(E)),
+      group(size_t(std::max(rc.n_group, 1)));
   for (int64_t t = 0; t < T; t++) {
     const float* l = logits + t * E;
     int* id = idx + t * K;

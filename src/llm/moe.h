@@ -51,10 +51,10 @@ class Moe {
  private:
   RouterConfig rc_;
   int64_t hidden_ = 0;
-  Weight gate_;                // [n_experts, hidden]
-  Tensor bias_;                // e_score_correction_bias (noaux_tc), f32
+  Weight gate_;  // [n_experts, hidden]
+  Tensor bias_;  // e_score_correction_bias (noaux_tc), f32
   std::vector<Mlp> experts_;
-  Mlp shared_;                 // empty when n_shared_experts == 0
+  Mlp shared_;  // empty when n_shared_experts == 0
   bool has_shared_ = false;
 };
 

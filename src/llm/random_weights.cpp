@@ -1,6 +1,8 @@
 #include "llm/random_weights.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "core/error.h"
@@ -64,8 +66,14 @@ TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
     return t.view();
   }
   if (!pool_.data()) {
+    // A 4 MiB random block tiled over the pool: distinct addresses are what a
+    // bandwidth benchmark needs, and tiling keeps the setup fast.
     pool_ = Tensor(DType::kBF16, {int64_t(pool_bytes_ / 2)});
-    fill_bf16(pool_.as<uint16_t>(), pool_.numel(), 0.04f, 0.f, seed_);
+    const int64_t block = std::min<int64_t>(pool_.numel(), int64_t(1) << 21);
+    uint16_t* p = pool_.as<uint16_t>();
+    fill_bf16(p, block, 0.04f, 0.f, seed_);
+    for (int64_t i = block; i < pool_.numel(); i += block)
+      std::memcpy(p + i, p, size_t(std::min(block, pool_.numel() - i)) * 2);
   }
   DSVL2_REQUIRE(nbytes <= pool_bytes_, "random weights: %s (%zu bytes) does not fit the %zu-byte pool", name.c_str(),
                 nbytes, pool_bytes_);

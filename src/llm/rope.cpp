@@ -35,8 +35,10 @@ Rope::Rope(int dim, double theta, const RopeScaling& scaling) : dim_(dim) {
   DSVL2_REQUIRE(scaling.type == "yarn", "rope: scaling type \"%s\" is not supported", scaling.type.c_str());
   // DeepseekV2YarnRotaryEmbedding._set_cos_sin_cache.
   const float factor = float(scaling.factor);
-  int low = int(std::floor(yarn_correction_dim(scaling.beta_fast, dim, theta, scaling.original_max_position_embeddings)));
-  int high = int(std::ceil(yarn_correction_dim(scaling.beta_slow, dim, theta, scaling.original_max_position_embeddings)));
+  int low =
+      int(std::floor(yarn_correction_dim(scaling.beta_fast, dim, theta, scaling.original_max_position_embeddings)));
+  int high =
+      int(std::ceil(yarn_correction_dim(scaling.beta_slow, dim, theta, scaling.original_max_position_embeddings)));
   low = std::max(low, 0);
   high = std::min(high, dim - 1);
   float lo = float(low), span = float(high - low);
@@ -48,7 +50,8 @@ Rope::Rope(int dim, double theta, const RopeScaling& scaling) : dim_(dim) {
     float mask = 1.f - ramp;
     inv_freq_[i] = inter * (1.f - mask) + extra * mask;
   }
-  magnitude_ = float(yarn_get_mscale(scaling.factor, scaling.mscale) / yarn_get_mscale(scaling.factor, scaling.mscale_all_dim));
+  magnitude_ =
+      float(yarn_get_mscale(scaling.factor, scaling.mscale) / yarn_get_mscale(scaling.factor, scaling.mscale_all_dim));
 }
 
 void Rope::cos_sin(int pos, float* c, float* s) const {

@@ -28,7 +28,7 @@ class Rope {
 
   int dim() const { return dim_; }
   const std::vector<float>& inv_freq() const { return inv_freq_; }  // dim/2 values, f32 as torch computes them
-  float magnitude() const { return magnitude_; }  // cos/sin multiplier (1 without yarn)
+  float magnitude() const { return magnitude_; }                    // cos/sin multiplier (1 without yarn)
 
   // cos/sin of position `pos` for the dim/2 frequencies, in f32 like the official cache.
   void cos_sin(int pos, float* cos, float* sin) const;

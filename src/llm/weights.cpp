@@ -15,8 +15,6 @@ Weight load_linear(const WeightSource& src, const std::string& name, int64_t row
   return weight_from_view(v);
 }
 
-Tensor load_vector(const WeightSource& src, const std::string& name, int64_t n) {
-  return to_f32(src(name, {n}));
-}
+Tensor load_vector(const WeightSource& src, const std::string& name, int64_t n) { return to_f32(src(name, {n})); }
 
 }  // namespace dsvl2

@@ -113,10 +113,10 @@ TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
     GreedyResult gb = generate_greedy(lm, embeds.f32(), T, cg, ops_bf16, go);
     EXPECT_EQ(gb.ids, want_ids);
 
-    std::printf("[%s %s] T=%d f32 logits max %.3g mean %.3g | steps max %.3g | chunked-vs-full %.3g | "
-                "bf16 logits max %.3g mean %.3g argmax agree %.4f\n",
-                GetParam(), p.c_str(), T, d.max_abs, d.mean_abs, ds.max_abs, dc.max_abs, db.max_abs, db.mean_abs,
-                agreement);
+    std::printf(
+        "[%s %s] T=%d f32 logits max %.3g mean %.3g | steps max %.3g | chunked-vs-full %.3g | "
+        "bf16 logits max %.3g mean %.3g argmax agree %.4f\n",
+        GetParam(), p.c_str(), T, d.max_abs, d.mean_abs, ds.max_abs, dc.max_abs, db.max_abs, db.mean_abs, agreement);
   }
 }
 

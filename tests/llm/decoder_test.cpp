@@ -1,6 +1,8 @@
 // Decoder behaviour on small random models: the weight-absorbed MLA against the
 // plain (non-absorbed) formulation, cached decoding against full recomputation,
 // chunked prefill, and the errors for bad prompts and contexts.
+#include "llm/decoder.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "io/model_config.h"
-#include "llm/decoder.h"
 #include "llm/random_weights.h"
 #include "test_util.h"
 
@@ -228,6 +229,12 @@ TEST_P(CachedDecoding, GreedyStepLogitsEqualRecomputedPrefixes) {
     Tensor emb = lm.embed({g.ids[i]});
     seq.insert(seq.end(), emb.f32(), emb.f32() + D);
   }
+  // step() continues the same cache: the next position after the last fed token.
+  Tensor next = lm.step(g.ids.back(), cache, env.ops);
+  KVCache fresh(c);
+  Tensor want = lm.forward(seq.data(), int(seq.size() / D), fresh, env.ops, LogitsMode::kLast);
+  EXPECT_LT(test::diff(next.f32(), want.f32(), V).max_abs, 1e-5);
+  EXPECT_EQ(cache.length(), T + 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Attention, CachedDecoding, ::testing::Values(false, true),

@@ -1,4 +1,6 @@
 // RoPE layouts and YaRN frequencies against direct formulas.
+#include "llm/rope.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "llm/rope.h"
 
 namespace dsvl2 {
 namespace {
