@@ -195,6 +195,9 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Entry>
   std::set<std::string> names;
   for (const auto& e : entries_) {
     if (!names.insert(e.name).second) DSVL2_FAIL("%s: duplicate tensor name \"%s\"", path.c_str(), e.name.c_str());
+    if (dtype_is_quantized(e.dtype))
+      DSVL2_FAIL("%s: tensor \"%s\": %s is a GGUF block type, not a safetensors dtype", path.c_str(), e.name.c_str(),
+                 dtype_name(e.dtype));
     uint64_t n = uint64_t(shape_numel(e.shape)) * dtype_size(e.dtype);
     j[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + n}}};
     sizes_.push_back(n);
