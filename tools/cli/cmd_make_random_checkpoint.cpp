@@ -7,7 +7,10 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/thread_pool.h"
+#include "io/checkpoint.h"
+#include "io/model_config.h"
 #include "io/random_checkpoint.h"
+#include "io/tensor_registry.h"
 
 namespace dsvl2::cli {
 namespace {
@@ -41,10 +44,14 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
                 auto t0 = std::chrono::steady_clock::now();
                 RandomCheckpointStats st = write_random_checkpoint(o->out, cfg, opt);
                 double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                std::printf("%s: %llu tensors, %.3f B params, %.2f GB in %d file%s, %.1f s (%.2f GB/s)\n",
-                            o->out.c_str(), (unsigned long long)st.tensors, double(st.params) / 1e9,
+                std::printf("%s: %llu tensors, %.1f M params, %.2f GB in %d file%s, %.1f s (%.2f GB/s)\n",
+                            o->out.c_str(), (unsigned long long)st.tensors, double(st.params) / 1e6,
                             double(st.bytes) / 1e9, st.shards, st.shards == 1 ? "" : "s", sec,
                             double(st.bytes) / 1e9 / std::max(sec, 1e-9));
+                // Read it back as any checkpoint would be: every shard parsed, every tensor checked.
+                Checkpoint ck(o->out);
+                validate_checkpoint(ck, load_vl_config(o->out));
+                std::printf("%s: loads and validates (%zu tensors)\n", o->out.c_str(), ck.names().size());
                 return 0;
               });
             });
