@@ -114,9 +114,12 @@ TEST(RandomCheckpoint, PresetsHaveReleasedDimensions) {
   EXPECT_EQ(t.vision.heads, 16);  // class default: the file omits it
   EXPECT_EQ(t.vision.mlp_hidden(), 4304);
   EXPECT_EQ(t.projector.input_dim, 1152);
-  uint64_t params = 0;
-  for (const TensorSpec& s : expected_tensors(t)) params += uint64_t(shape_numel(s.shape));
-  EXPECT_NEAR(double(params) / 1e9, 3.37, 0.05);
+  auto billions = [](const VLConfig& c) {
+    uint64_t n = 0;
+    for (const TensorSpec& s : expected_tensors(c)) n += uint64_t(shape_numel(s.shape));
+    return double(n) / 1e9;
+  };
+  EXPECT_NEAR(billions(t), 3.37, 0.05);  // README: 3.37 B
 
   VLConfig s = parse_vl_config(preset_config_json("small"), "small");
   EXPECT_TRUE(s.language.use_mla);
@@ -124,6 +127,7 @@ TEST(RandomCheckpoint, PresetsHaveReleasedDimensions) {
   EXPECT_EQ(s.language.kv_lora_rank, 512);
   EXPECT_EQ(s.language.vocab_size, 102400);
   EXPECT_EQ(s.language.moe_intermediate_size, 1408);
+  EXPECT_NEAR(billions(s), 16.1, 0.5);  // README: about 16 B
 
   VLConfig b = parse_vl_config(preset_config_json("base"), "base");
   EXPECT_EQ(b.language.topk_method, "noaux_tc");
@@ -131,6 +135,7 @@ TEST(RandomCheckpoint, PresetsHaveReleasedDimensions) {
   EXPECT_EQ(b.language.n_routed_experts, 72);
   EXPECT_EQ(b.language.num_attention_heads, 32);
   EXPECT_DOUBLE_EQ(b.language.routed_scaling_factor, 2.0);
+  EXPECT_NEAR(billions(b), 27.5, 0.6);  // README: about 27 B
   EXPECT_THROW(preset_config_json("huge"), Error);
 }
 
