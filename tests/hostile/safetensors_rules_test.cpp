@@ -64,6 +64,15 @@ TEST(SafetensorsRules, UnknownDtype) {
   EXPECT_TRUE(fails_with([] { st_parse(st_bytes(one("f32", "[1]", "[0,4]"), "abcd")); }, {"unsupported dtype"}));
 }
 
+// Sub-byte dtypes (F4, F6_*: MisalignedSlice in the reference when the bit
+// count is not a whole byte) and FP8 are valid safetensors but no VL2
+// checkpoint uses them: refused by name rather than misread.
+TEST(SafetensorsRules, SubByteAndFp8DtypesRefused) {
+  EXPECT_TRUE(fails_with([] { st_parse(st_bytes(one("F4", "[3]", "[0,2]"), "ab")); }, {"unsupported dtype", "F4"}));
+  EXPECT_TRUE(fails_with([] { st_parse(st_bytes(one("F6_E2M3", "[4]", "[0,3]"), "abc")); }, {"unsupported dtype"}));
+  EXPECT_TRUE(fails_with([] { st_parse(st_bytes(one("F8_E4M3", "[2]", "[0,2]"), "ab")); }, {"unsupported dtype"}));
+}
+
 // __metadata__ is a map of string to string only.
 TEST(SafetensorsRules, MetadataValueNotString) {
   EXPECT_TRUE(fails_with([] { st_parse(st_bytes(R"({"__metadata__":{"format":1}})")); }, {"__metadata__", "format"}));
@@ -103,7 +112,8 @@ TEST(SafetensorsRules, HoleBetweenTensors) {
 TEST(SafetensorsRules, OffsetsOutOfOrderOrReversed) {
   // Declared out of file order but chaining exactly: accepted (the reference sorts).
   std::string ok = R"({"b":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}})";
-  auto h = st_parse(st_bytes(ok, "AB"));
+  std::string bytes = st_bytes(ok, "AB");  // views point into it: keep it alive
+  auto h = st_parse(bytes);
   ASSERT_EQ(h.tensors.size(), 2u);
   EXPECT_EQ(h.tensors[0].name, "a");
   EXPECT_EQ(*static_cast<const char*>(h.tensors[1].view.data), 'B');
@@ -170,7 +180,8 @@ TEST(SafetensorsRules, AcceptsReferenceVectors) {
   auto m = st_parse(st_bytes(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", "abcd"));
   EXPECT_EQ(m.metadata.at("format"), "pt");
   // Data start need not be aligned: a 3-byte header leaves it at offset 11.
-  auto u = st_parse(st_bytes(one("U8", "[1]", "[0,1]"), "z"));
+  std::string z = st_bytes(one("U8", "[1]", "[0,1]"), "z");
+  auto u = st_parse(z);
   EXPECT_EQ(*static_cast<const char*>(u.tensors[0].view.data), 'z');
 }
 
