@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "ops/gemm_driver.h"
+#include "ops/kernels_isa.h"
 #include "ops/ops.h"
 
 namespace dsvl2 {
@@ -332,21 +333,9 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
   }
 }
 
-// Until the elementwise/attention files land, those entries use the reference.
-void layer_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, const float* b, float eps, float* y) {
-  kernels_ref().layer_norm(x, M, D, g, b, eps, y);
-}
-void rms_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, float eps, float* y) {
-  kernels_ref().rms_norm(x, M, D, g, eps, y);
-}
-void gelu_tanh_fwd(float* x, int64_t n) { kernels_ref().gelu_tanh(x, n); }
-void gelu_erf_fwd(float* x, int64_t n) { kernels_ref().gelu_erf(x, n); }
-void silu_mul_fwd(float* g, const float* u, int64_t n) { kernels_ref().silu_mul(g, u, n); }
-void softmax_rows_fwd(float* x, int64_t r, int64_t c) { kernels_ref().softmax_rows(x, r, c); }
-void attention_fwd(const AttentionArgs& a, ThreadPool& p) { kernels_ref().attention(a, p); }
-
-const KernelTable kAvx512 = {Isa::kAvx512, matmul_avx512,  layer_norm_fwd,   rms_norm_fwd, gelu_tanh_fwd,
-                             gelu_erf_fwd, silu_mul_fwd,   softmax_rows_fwd, attention_fwd};
+const KernelTable kAvx512 = {Isa::kAvx512,      matmul_avx512,      avx512::layer_norm,   avx512::rms_norm,
+                             avx512::gelu_tanh, avx512::gelu_erf,   avx512::silu_mul,     avx512::softmax_rows,
+                             avx512::attention};
 
 }  // namespace
 
