@@ -10,7 +10,7 @@ namespace dsvl2 {
 namespace {
 // Shard names come from an untrusted index: plain basenames only.
 bool safe_shard_name(const std::string& s) {
-  return !s.empty() && s.find('/') == std::string::npos && s.find('\\') == std::string::npos &&
+  return !s.empty() && s != "." && s.find('/') == std::string::npos && s.find('\\') == std::string::npos &&
          s.find("..") == std::string::npos && s.find('\0') == std::string::npos;
 }
 }  // namespace
@@ -32,6 +32,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       }
       if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
         DSVL2_FAIL("%s: missing \"weight_map\" object", index_path.c_str());
+      if (j["weight_map"].empty()) DSVL2_FAIL("%s: \"weight_map\" lists no tensors", index_path.c_str());
       std::map<std::string, size_t> shard_ids;
       std::map<std::string, std::string> wanted;  // tensor -> shard
       for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
@@ -77,7 +78,8 @@ bool Checkpoint::has(std::string_view name) const { return index_.find(name) != 
 
 std::string Checkpoint::file_of(std::string_view name) const {
   auto it = index_.find(name);
-  return it == index_.end() ? dir_ : shards_[it->second.shard]->path();
+  if (it != index_.end()) return shards_[it->second.shard]->path();
+  return shards_.size() == 1 ? shards_[0]->path() : dir_;  // a missing tensor: the one file, else the folder
 }
 
 bool Checkpoint::get(const std::string& name, const Shape& shape, TensorView* out) const {

@@ -25,7 +25,8 @@ class Checkpoint {
   TensorView require(const std::string& name, const Shape& shape) const;
   // Same, with a missing tensor allowed (returns false).
   bool get(const std::string& name, const Shape& shape, TensorView* out) const;
-  // File that holds `name` (for error messages).
+  // File that holds `name` (for error messages); for a missing name, the
+  // single file, or the folder of a sharded checkpoint.
   std::string file_of(std::string_view name) const;
   std::vector<std::string> names() const;
   size_t total_bytes() const;
