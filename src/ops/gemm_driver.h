@@ -1,29 +1,31 @@
 // Cache-blocked GEMM driver shared by the SIMD kernel files:
 //   y[M, N] = A[M, K] · W^T (+ bias), W[N, K] as stored (PyTorch Linear).
-// W is packed on the fly, per K block, into panels of Kern::kNR output columns
-// laid out the way the micro-kernel's vector loads want them; A is read in
-// place (row stride lda). Loop order (per thread, over its own column range):
-//   column group (kNCPanels panels, lives in L2)
-//     K block (kKC)            pack the group's panels
-//       MR rows of A           A micro-panel stays in L1
-//         NR columns           micro-kernel: MR x NR register tile
+// W is packed per K block into panels of kNR output columns laid out the way
+// the micro-kernel's vector loads want them (Kern::pack); A (activations, f32
+// or bf16) is read in place, row stride lda. Loop order, per thread over its
+// own column range:
+//   column group (kNCPanels panels)
+//     K block (kKC)             pack the group's panels (L2)
+//       kMR rows                A micro-panel (L1), reused across the group
+//         one panel             micro-kernel: kMR x kNR register tile
 // The first K block writes y (+ bias), later ones accumulate into it.
+// (Packing A into row tiles and a BLIS order with the B micro-panel in L1
+// measured no faster on Zen; this order keeps A unpacked.)
+//
+// Kern provides: AType, PackT, kNR, kMR, kKC, kNCPanels,
+//   size_t panel_elems(int64_t kc);                     // PackT per panel
+//   void pack(const Weight&, int64_t n0, int64_t k0, int64_t kc, PackT* dst);
+//   void kernel(int mr, const AType* a, int64_t lda, const PackT* b, int64_t kc,
+//               float* c, int64_t ldc, int ncols, bool first, const float* bias);
 //
 // Everything here sits in an anonymous namespace: every ISA file compiles its
 // own copy with its own instruction-set flags, which must not be merged by the
 // linker (an AVX-512 copy must never serve the AVX2 table).
-//
-// Kern provides: using AType; kNR, kMR, kKC (multiple of kKStep), kNCPanels,
-// kKStep (K elements per packed step: 1 for f32 FMA, 2 for bf16 pairs),
-//   size_t panel_elems(int64_t kc);               // packed elements per panel
-//   void pack(const Weight&, int64_t n0, int64_t k0, int64_t kc, PackT* dst);
-//   void kernel(int mr, const AType* a, int64_t lda, const PackT* b, int64_t kc,
-//               float* c, int64_t ldc, int ncols, bool first, const float* bias);
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
+#include <new>
 
 #include "ops/ops.h"
 
@@ -63,9 +65,9 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
       p0 = n_panels * tid / T;
       p1 = n_panels * (tid + 1) / T;
     } else {
-      int64_t blocks = (M + MR - 1) / MR;
-      m_begin = std::min(M, blocks * tid / T * MR);
-      m_end = std::min(M, blocks * (tid + 1) / T * MR);
+      const int64_t tiles = (M + MR - 1) / MR;
+      m_begin = std::min(M, tiles * tid / T * MR);
+      m_end = std::min(M, tiles * (tid + 1) / T * MR);
     }
     if (p0 >= p1 || m_begin >= m_end) return;
     thread_local AlignedBuf buf;

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "ops/gemm_driver.h"
+#include "ops/kernels_isa.h"
 #include "ops/ops.h"
 
 namespace dsvl2 {
@@ -25,8 +26,33 @@ namespace {
 
 constexpr int64_t kSmallM = 4;
 
+
 inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1); }
+
+// In-register transpose of a 16x16 matrix of 32-bit elements (weight packing).
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
 
 // f32 -> bf16 bits, round-to-nearest-even with NaN kept quiet: bit-exact with
 // f32_to_bf16 (vcvtne2ps2bf16 would flush denormals).
@@ -64,69 +90,78 @@ void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
   }, 1 << 14);
 }
 
-inline void store_tile_row(float* c, __m512 v0, __m512 v1, __mmask16 k0, __mmask16 k1, bool first,
-                           const float* bias) {
-  if (first) {
-    if (bias) {
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, bias));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, bias + 16));
-    }
-  } else {
-    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(k0, c));
-    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(k1, c + 16));
+// Writes (first K block: + bias) or accumulates NV vectors of one tile row.
+template <int NV>
+inline void store_tile_row(float* c, __m512* v, int ncols, bool first, const float* bias) {
+  for (int j = 0; j < NV; j++) {
+    const __mmask16 k = ncols > 16 * j ? tail16(ncols - 16 * j) : 0;
+    if (!k) break;
+    __m512 x = v[j];
+    if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, c + 16 * j));
+    else if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, bias + 16 * j));
+    _mm512_mask_storeu_ps(c + 16 * j, k, x);
   }
-  _mm512_mask_storeu_ps(c, k0, v0);
-  _mm512_mask_storeu_ps(c + 16, k1, v1);
+}
+
+// 16 weights from element i on, widened exactly to f32 (masked lanes read nothing).
+template <DType D>
+inline __m512 load_w16(const void* base, int64_t i, __mmask16 m) {
+  if constexpr (D == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + i);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
+    if constexpr (D == DType::kBF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else return _mm512_cvtph_ps(h);
+  }
 }
 
 // ---- bf16 x bf16 -> f32 (vdpbf16ps) ----
 struct KernBF16 {
   using AType = uint16_t;
   using PackT = uint16_t;
-  static constexpr int kNR = 32, kMR = 12, kKC = 512, kNCPanels = 8;
-  static size_t panel_elems(int64_t kc) { return size_t((kc + 1) / 2) * 64; }
+  static constexpr int kNV = 2, kNR = 16 * kNV, kMR = 12, kKC = 512, kNCPanels = 8;
+  static size_t panel_elems(int64_t kc) { return size_t((kc + 1) / 2) * 2 * kNR; }
 
   // panel[kp][c] (32-bit) = {W[n0+c][k0+2kp], W[n0+c][k0+2kp+1]}: one zmm per
   // 16 columns holds the K pair vdpbf16ps multiplies with a broadcast x pair.
   static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
-    const int64_t kp_n = (kc + 1) / 2, full = kc / 2;
+    const int64_t kp_n = (kc + 1) / 2;
     uint32_t* d = reinterpret_cast<uint32_t*>(dst);
     const uint16_t* W = static_cast<const uint16_t*>(w.data);
-    for (int c = 0; c < kNR; c++) {
-      if (n0 + c >= w.rows) {
-        for (int64_t kp = 0; kp < kp_n; kp++) d[kp * kNR + c] = 0;
-        continue;
+    for (int c0 = 0; c0 < kNR; c0 += 16) {
+      for (int64_t kp = 0; kp < kp_n; kp += 16) {
+        const __mmask32 km = tail32(kc - 2 * kp);  // zero past the block (odd K: the pair's upper half)
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) {
+          const int64_t n = n0 + c0 + i;
+          r[i] = n < w.rows ? _mm512_maskz_loadu_epi16(km, W + n * w.cols + k0 + 2 * kp) : _mm512_setzero_si512();
+        }
+        transpose16(r);
+        const int64_t cnt = std::min<int64_t>(16, kp_n - kp);
+        for (int64_t i = 0; i < cnt; i++) _mm512_store_si512(d + (kp + i) * kNR + c0, r[i]);
       }
-      const uint16_t* r = W + (n0 + c) * w.cols + k0;
-      for (int64_t kp = 0; kp < full; kp++) {
-        uint32_t v;
-        std::memcpy(&v, r + 2 * kp, 4);
-        d[kp * kNR + c] = v;
-      }
-      if (kc & 1) d[full * kNR + c] = r[kc - 1];
     }
   }
 
   template <int MR>
   static void tile(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc, int ncols,
                    bool first, const float* bias) {
-    __m512 acc0[MR], acc1[MR];
-    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    __m512 acc[MR][kNV];
+    for (int r = 0; r < MR; r++)
+      for (int j = 0; j < kNV; j++) acc[r][j] = _mm512_setzero_ps();
     const int64_t kp_n = (kc + 1) / 2;
     for (int64_t kp = 0; kp < kp_n; kp++) {
-      const __m512bh b0 = (__m512bh)_mm512_load_si512(b + kp * 64);
-      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + kp * 64 + 32);
-#pragma GCC unroll 12
+      __m512bh bv[kNV];
+      for (int j = 0; j < kNV; j++) bv[j] = (__m512bh)_mm512_load_si512(b + kp * 2 * kNR + 32 * j);
+#pragma GCC unroll 16
       for (int r = 0; r < MR; r++) {
         int32_t v;
         std::memcpy(&v, a + r * lda + 2 * kp, 4);
         const __m512bh av = (__m512bh)_mm512_set1_epi32(v);
-        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
-        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+        for (int j = 0; j < kNV; j++) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
       }
     }
-    const __mmask16 k0 = tail16(ncols), k1 = ncols > 16 ? tail16(ncols - 16) : 0;
-    for (int r = 0; r < MR; r++) store_tile_row(c + r * ldc, acc0[r], acc1[r], k0, k1, first, bias);
+    for (int r = 0; r < MR; r++) store_tile_row<kNV>(c + r * ldc, acc[r], ncols, first, bias);
   }
   static void kernel(int mr, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc,
                      int ncols, bool first, const float* bias);
@@ -136,31 +171,23 @@ struct KernBF16 {
 struct KernF32 {
   using AType = float;
   using PackT = float;
-  static constexpr int kNR = 32, kMR = 12, kKC = 256, kNCPanels = 8;
-  static size_t panel_elems(int64_t kc) { return size_t(kc) * 32; }
+  static constexpr int kNV = 2, kNR = 16 * kNV, kMR = 12, kKC = 256, kNCPanels = 8;
+  static size_t panel_elems(int64_t kc) { return size_t(kc) * kNR; }
 
+  // panel[k][c] = W[n0+c][k0+k] widened: 16x16 blocks loaded along K, transposed.
   template <DType D>
   static void pack_t(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
-    for (int c = 0; c < kNR; c++) {
-      if (n0 + c >= w.rows) {
-        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = 0.f;
-        continue;
-      }
-      if constexpr (D == DType::kF32) {
-        const float* r = static_cast<const float*>(w.data) + (n0 + c) * w.cols + k0;
-        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = r[k];
-      } else {
-        const uint16_t* r = static_cast<const uint16_t*>(w.data) + (n0 + c) * w.cols + k0;
-        int64_t k = 0;
-        for (; k + 16 <= kc; k += 16) {
-          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + k));
-          __m512 v = D == DType::kBF16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
-                                       : _mm512_cvtph_ps(h);
-          alignas(64) float tmp[16];
-          _mm512_store_ps(tmp, v);
-          for (int i = 0; i < 16; i++) d[(k + i) * kNR + c] = tmp[i];
+    for (int c0 = 0; c0 < kNR; c0 += 16) {
+      for (int64_t k = 0; k < kc; k += 16) {
+        const __mmask16 km = tail16(kc - k);
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) {
+          const int64_t n = n0 + c0 + i;
+          r[i] = n < w.rows ? _mm512_castps_si512(load_w16<D>(w.data, n * w.cols + k0 + k, km)) : _mm512_setzero_si512();
         }
-        for (; k < kc; k++) d[k * kNR + c] = D == DType::kBF16 ? bf16_to_f32(r[k]) : f16_to_f32(r[k]);
+        transpose16(r);
+        const int64_t cnt = std::min<int64_t>(16, kc - k);
+        for (int64_t i = 0; i < cnt; i++) _mm512_store_si512(d + (k + i) * kNR + c0, r[i]);
       }
     }
   }
@@ -171,23 +198,22 @@ struct KernF32 {
       default: return pack_t<DType::kF16>(w, n0, k0, kc, d);
     }
   }
-
   template <int MR>
   static void tile(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int ncols,
                    bool first, const float* bias) {
-    __m512 acc0[MR], acc1[MR];
-    for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
+    __m512 acc[MR][kNV];
+    for (int r = 0; r < MR; r++)
+      for (int j = 0; j < kNV; j++) acc[r][j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-      const __m512 b0 = _mm512_load_ps(b + k * 32), b1 = _mm512_load_ps(b + k * 32 + 16);
-#pragma GCC unroll 12
+      __m512 bv[kNV];
+      for (int j = 0; j < kNV; j++) bv[j] = _mm512_load_ps(b + k * kNR + 16 * j);
+#pragma GCC unroll 16
       for (int r = 0; r < MR; r++) {
         const __m512 av = _mm512_set1_ps(a[r * lda + k]);
-        acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-        acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
+        for (int j = 0; j < kNV; j++) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
       }
     }
-    const __mmask16 k0 = tail16(ncols), k1 = ncols > 16 ? tail16(ncols - 16) : 0;
-    for (int r = 0; r < MR; r++) store_tile_row(c + r * ldc, acc0[r], acc1[r], k0, k1, first, bias);
+    for (int r = 0; r < MR; r++) store_tile_row<kNV>(c + r * ldc, acc[r], ncols, first, bias);
   }
   static void kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
                      int ncols, bool first, const float* bias);
@@ -197,6 +223,7 @@ struct KernF32 {
 template <class Kern, class A, class B>
 void dispatch_tile(int mr, const A* a, int64_t lda, const B* b, int64_t kc, float* c, int64_t ldc, int ncols,
                    bool first, const float* bias) {
+  static_assert(Kern::kMR == 12, "one case per tile height");
   switch (mr) {
 #define DSVL2_TILE(R) \
   case R: return Kern::template tile<R>(a, lda, b, kc, c, ldc, ncols, first, bias);
@@ -248,17 +275,6 @@ void small_m_bf16(const uint16_t* xb, int64_t ldx, int64_t M, const Weight& w, c
 }
 
 template <DType D>
-inline __m512 load_w16(const void* base, int64_t i, __mmask16 m) {
-  if constexpr (D == DType::kF32) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + i);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + i);
-    if constexpr (D == DType::kBF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    else return _mm512_cvtph_ps(h);
-  }
-}
-
-template <DType D>
 void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
   const size_t es = dtype_size(D);
@@ -296,7 +312,7 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
   }
   thread_local AlignedBuf xbuf;  // converted activations, reused across calls
   if (c == Compute::kBF16 && w.dtype == DType::kBF16) {
-    const int64_t ld = (K + 1) & ~int64_t(1);
+    const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
     if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
@@ -309,31 +325,17 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
     round_rows(x, M * K, xr, pool);
     a = xr;
   }
-  if (M < kSmallM) {
-    switch (w.dtype) {
-      case DType::kF32: return small_m_f32<DType::kF32>(a, M, w, bias, y, pool);
-      case DType::kBF16: return small_m_f32<DType::kBF16>(a, M, w, bias, y, pool);
-      default: return small_m_f32<DType::kF16>(a, M, w, bias, y, pool);
-    }
+  if (M >= kSmallM) return gemm_blocked<KernF32>(a, K, M, w, bias, y, pool);
+  switch (w.dtype) {
+    case DType::kF32: return small_m_f32<DType::kF32>(a, M, w, bias, y, pool);
+    case DType::kBF16: return small_m_f32<DType::kBF16>(a, M, w, bias, y, pool);
+    default: return small_m_f32<DType::kF16>(a, M, w, bias, y, pool);
   }
-  gemm_blocked<KernF32>(a, K, M, w, bias, y, pool);
 }
 
-// Until the elementwise/attention files land, those entries use the reference.
-void layer_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, const float* b, float eps, float* y) {
-  kernels_ref().layer_norm(x, M, D, g, b, eps, y);
-}
-void rms_norm_fwd(const float* x, int64_t M, int64_t D, const float* g, float eps, float* y) {
-  kernels_ref().rms_norm(x, M, D, g, eps, y);
-}
-void gelu_tanh_fwd(float* x, int64_t n) { kernels_ref().gelu_tanh(x, n); }
-void gelu_erf_fwd(float* x, int64_t n) { kernels_ref().gelu_erf(x, n); }
-void silu_mul_fwd(float* g, const float* u, int64_t n) { kernels_ref().silu_mul(g, u, n); }
-void softmax_rows_fwd(float* x, int64_t r, int64_t c) { kernels_ref().softmax_rows(x, r, c); }
-void attention_fwd(const AttentionArgs& a, ThreadPool& p) { kernels_ref().attention(a, p); }
-
-const KernelTable kAvx512 = {Isa::kAvx512, matmul_avx512,  layer_norm_fwd,   rms_norm_fwd, gelu_tanh_fwd,
-                             gelu_erf_fwd, silu_mul_fwd,   softmax_rows_fwd, attention_fwd};
+const KernelTable kAvx512 = {Isa::kAvx512,      matmul_avx512,      avx512::layer_norm,   avx512::rms_norm,
+                             avx512::gelu_tanh, avx512::gelu_erf,   avx512::silu_mul,     avx512::softmax_rows,
+                             avx512::attention};
 
 }  // namespace
 

@@ -91,53 +91,59 @@ WeightStore make_weight(DType dt, int64_t N, int64_t K, uint32_t seed) {
   return s;
 }
 
-void check_matmul(const KernelTable& t, const MatmulCase& mc, DType dt, Compute c, bool with_bias, ThreadPool& pool) {
+// Runs one case on every table in `tables` against one reference result.
+void check_matmul(const std::vector<const KernelTable*>& tables, const MatmulCase& mc, DType dt, Compute c,
+                  bool with_bias, ThreadPool& pool) {
   const int64_t M = mc.M, N = mc.N, K = mc.K;
-  SCOPED_TRACE(testing::Message() << isa_name(t.isa) << " M=" << M << " N=" << N << " K=" << K << " "
-                                  << dtype_name(dt) << " compute=" << compute_name(c) << " bias=" << with_bias);
   std::vector<float> x = randn(size_t(M * K), uint32_t(M * 131 + K));
   WeightStore ws = make_weight(dt, N, K, uint32_t(N * 7 + K));
   std::vector<float> bias = randn(size_t(N), 99);
   const float* b = with_bias ? bias.data() : nullptr;
-
-  Guarded ref(M * N), got(M * N);
+  Guarded ref(M * N);
   kernels_ref().matmul(x.data(), M, ws.w, b, ref.data(), c, pool);
-  t.matmul(x.data(), M, ws.w, b, got.data(), c, pool);
-  ASSERT_TRUE(got.guards_intact()) << "write outside y";
-
   // Tolerance: f32 summation-order noise, bounded by K * eps * sum|x_k w_k|.
   // 1e-5 covers K up to ~1000 with margin for blocked partial sums (and for
   // vdpbf16ps, whose products are exact; it only differs in summation order).
-  for (int64_t m = 0; m < M; m++) {
+  std::vector<double> mag(size_t(M * N));
+  for (int64_t m = 0; m < M; m++)
     for (int64_t n = 0; n < N; n++) {
-      double mag = with_bias ? std::fabs(bias[n]) : 0.0;
+      double s = with_bias ? std::fabs(bias[n]) : 0.0;
       for (int64_t k = 0; k < K; k++) {
-        float xv = c == Compute::kBF16 ? round_bf16(x[m * K + k]) : x[m * K + k];
-        mag += std::fabs(double(xv) * ws.f32[n * K + k]);
+        const float xv = c == Compute::kBF16 ? round_bf16(x[m * K + k]) : x[m * K + k];
+        s += std::fabs(double(xv) * ws.f32[n * K + k]);
       }
-      const float r = ref.data()[m * N + n], g = got.data()[m * N + n];
-      ASSERT_LE(std::fabs(double(r) - g), 1e-5 * mag + 1e-30) << "at m=" << m << " n=" << n << " ref=" << r;
+      mag[m * N + n] = s;
+    }
+  for (const KernelTable* t : tables) {
+    SCOPED_TRACE(testing::Message() << isa_name(t->isa) << " M=" << M << " N=" << N << " K=" << K << " "
+                                    << dtype_name(dt) << " compute=" << compute_name(c) << " bias=" << with_bias);
+    Guarded got(M * N);
+    t->matmul(x.data(), M, ws.w, b, got.data(), c, pool);
+    ASSERT_TRUE(got.guards_intact()) << "write outside y";
+    for (int64_t i = 0; i < M * N; i++) {
+      const float r = ref.data()[i], g = got.data()[i];
+      ASSERT_LE(std::fabs(double(r) - g), 1e-5 * mag[i] + 1e-30) << "at m=" << i / N << " n=" << i % N << " ref=" << r;
     }
   }
 }
 
 TEST(Kernels, MatmulMatchesReference) {
   ThreadPool pool(2);
-  FOR_EACH_SIMD(t) {
-    for (const MatmulCase& mc : kMatmulCases)
-      for (DType dt : {DType::kF32, DType::kBF16, DType::kF16})
-        for (Compute c : {Compute::kF32, Compute::kBF16})
-          for (bool bias : {false, true}) check_matmul(*t, mc, dt, c, bias, pool);
-  }
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
+  for (const MatmulCase& mc : kMatmulCases)
+    for (DType dt : {DType::kF32, DType::kBF16, DType::kF16})
+      for (Compute c : {Compute::kF32, Compute::kBF16})
+        for (bool bias : {false, true}) check_matmul(tables, mc, dt, c, bias, pool);
 }
 
 TEST(Kernels, MatmulUnevenThreadSplits) {
   // Three threads: column and row ranges that do not divide evenly.
   ThreadPool pool(3);
-  FOR_EACH_SIMD(t) {
-    for (const MatmulCase& mc : {MatmulCase{50, 70, 90}, MatmulCase{130, 250, 70}, MatmulCase{2, 11, 40}})
-      for (Compute c : {Compute::kF32, Compute::kBF16}) check_matmul(*t, mc, DType::kBF16, c, true, pool);
-  }
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
+  for (const MatmulCase& mc : {MatmulCase{50, 70, 90}, MatmulCase{130, 250, 70}, MatmulCase{2, 11, 40}})
+    for (Compute c : {Compute::kF32, Compute::kBF16}) check_matmul(tables, mc, DType::kBF16, c, true, pool);
 }
 
 TEST(Kernels, MatmulBf16ModeMatchesF32Closely) {

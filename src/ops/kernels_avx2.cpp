@@ -1,0 +1,198 @@
+// AVX2 + FMA (+ F16C) kernels: the matmul and the table. Elementwise kernels
+// live in elementwise_avx2.cpp, attention in attention_avx2.cpp.
+//
+// There are no bf16 dot products on AVX2, so Compute::kBF16 is emulated
+// exactly as the reference defines it: the activations are rounded to bf16
+// and the f32 FMA kernel runs on them (weights widened exactly).
+//   M >= kSmallM: blocked GEMM (gemm_driver.h), 6x16 register tile.
+//   M <  kSmallM: dot products along the rows of W (decode).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/gemm_driver.h"
+#include "ops/kernels_isa.h"
+#include "ops/math_avx2.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+namespace {
+
+constexpr int64_t kSmallM = 4;
+
+inline float widen(DType d, const void* base, int64_t i) {
+  switch (d) {
+    case DType::kF32: return static_cast<const float*>(base)[i];
+    case DType::kBF16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+    default: return _cvtsh_ss(static_cast<const uint16_t*>(base)[i]);
+  }
+}
+
+// 8 weights from element i on, widened exactly to f32.
+template <DType D>
+inline __m256 load_w8(const void* base, int64_t i) {
+  if constexpr (D == DType::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i));
+    if constexpr (D == DType::kBF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    else return _mm256_cvtph_ps(h);
+  }
+}
+
+// x rounded to bf16 (round-to-nearest-even, NaN kept quiet), kept in f32:
+// bit-exact with round_bf16.
+void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
+  pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+    int64_t i = i0;
+    const __m256i one = _mm256_set1_epi32(1), r7 = _mm256_set1_epi32(0x7fff), hi = _mm256_set1_epi32(-65536);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000), q = _mm256_set1_epi32(0x400000);
+    for (; i + 8 <= i1; i += 8) {
+      const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+      const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+      const __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(lsb, r7)), hi);
+      const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+      const __m256i qn = _mm256_and_si256(_mm256_or_si256(u, q), hi);
+      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_blendv_epi8(r, qn, nan)));
+    }
+    for (; i < i1; i++) out[i] = round_bf16(x[i]);
+  }, 1 << 14);
+}
+
+struct KernF32 {
+  using AType = float;
+  using PackT = float;
+  static constexpr int kNR = 16, kMR = 6, kKC = 256, kNCPanels = 16;
+  static size_t panel_elems(int64_t kc) { return size_t(kc) * kNR; }
+
+  // panel[k][c] = W[n0+c][k0+k] widened; zero past N.
+  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
+    for (int c = 0; c < kNR; c++) {
+      const int64_t n = n0 + c;
+      if (n >= w.rows) {
+        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = 0.f;
+        continue;
+      }
+      const int64_t base = n * w.cols + k0;
+      if (w.dtype == DType::kF32) {
+        const float* r = static_cast<const float*>(w.data) + base;
+        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = r[k];
+      } else {
+        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = widen(w.dtype, w.data, base + k);
+      }
+    }
+  }
+
+  template <int MR>
+  static void tile(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+    __m256 acc[MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+      const __m256 b0 = _mm256_load_ps(b + k * kNR), b1 = _mm256_load_ps(b + k * kNR + 8);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; r++) {
+        const __m256 av = _mm256_broadcast_ss(a + r * lda + k);
+        acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+      }
+    }
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + r * ldc;
+      if (ncols == kNR) {
+        __m256 v0 = acc[r][0], v1 = acc[r][1];
+        if (!first) {
+          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+        } else if (bias) {
+          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
+        }
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+      } else {  // column tail: through a scratch row
+        alignas(32) float t[kNR];
+        _mm256_store_ps(t, acc[r][0]);
+        _mm256_store_ps(t + 8, acc[r][1]);
+        for (int j = 0; j < ncols; j++) cr[j] = t[j] + (!first ? cr[j] : bias ? bias[j] : 0.f);
+      }
+    }
+  }
+
+  static void kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
+                     int ncols, bool first, const float* bias) {
+    static_assert(kMR == 6, "one case per tile height");
+    switch (mr) {
+      case 1: return tile<1>(a, lda, b, kc, c, ldc, ncols, first, bias);
+      case 2: return tile<2>(a, lda, b, kc, c, ldc, ncols, first, bias);
+      case 3: return tile<3>(a, lda, b, kc, c, ldc, ncols, first, bias);
+      case 4: return tile<4>(a, lda, b, kc, c, ldc, ncols, first, bias);
+      case 5: return tile<5>(a, lda, b, kc, c, ldc, ncols, first, bias);
+      case 6: return tile<6>(a, lda, b, kc, c, ldc, ncols, first, bias);
+    }
+  }
+};
+
+// Dot products along rows of W, 4 rows at a time (decode).
+template <DType D>
+void small_m(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool) {
+  constexpr int R = 4;
+  const int64_t N = w.rows, K = w.cols, k8 = K & ~int64_t(7);
+  pool.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n += R) {
+      const int nn = int(std::min<int64_t>(R, n1 - n));
+      int64_t row[R];
+      for (int i = 0; i < R; i++) row[i] = (n + std::min(i, nn - 1)) * K;
+      for (int64_t m = 0; m < M; m++) {
+        const float* xr = x + m * K;
+        __m256 acc[R];
+        for (auto& v : acc) v = _mm256_setzero_ps();
+        for (int64_t k = 0; k < k8; k += 8) {
+          const __m256 xv = _mm256_loadu_ps(xr + k);
+          for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(xv, load_w8<D>(w.data, row[i] + k), acc[i]);
+        }
+        for (int i = 0; i < nn; i++) {
+          float s = hsum256(acc[i]);
+          for (int64_t k = k8; k < K; k++) s += xr[k] * widen(D, w.data, row[i] + k);
+          y[m * N + n + i] = s + (bias ? bias[n + i] : 0.f);
+        }
+      }
+    }
+  }, 64);
+}
+
+void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
+                 ThreadPool& pool) {
+  const int64_t N = w.rows, K = w.cols;
+  DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
+              "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) y[m * N + n] = bias ? bias[n] : 0.f;
+    return;
+  }
+  const float* a = x;
+  if (c == Compute::kBF16) {
+    thread_local AlignedBuf xbuf;  // rounded activations, reused across calls
+    float* xr = static_cast<float*>(xbuf.get(size_t(M * K) * 4));
+    round_rows(x, M * K, xr, pool);
+    a = xr;
+  }
+  if (M >= kSmallM) return gemm_blocked<KernF32>(a, K, M, w, bias, y, pool);
+  switch (w.dtype) {
+    case DType::kF32: return small_m<DType::kF32>(a, M, w, bias, y, pool);
+    case DType::kBF16: return small_m<DType::kBF16>(a, M, w, bias, y, pool);
+    default: return small_m<DType::kF16>(a, M, w, bias, y, pool);
+  }
+}
+
+const KernelTable kAvx2 = {Isa::kAvx2,      matmul_avx2,    avx2::layer_norm, avx2::rms_norm,     avx2::gelu_tanh,
+                           avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention};
+
+}  // namespace
+
+const KernelTable* kernels_avx2() { return &kAvx2; }
+
+}  // namespace dsvl2

@@ -1,0 +1,35 @@
+// Vector math for the AVX-512 kernel files only (include after immintrin.h in
+// files compiled with the AVX-512 flags). Internal linkage, so no copy can be
+// shared with code built for another ISA.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace dsvl2 {
+namespace {
+
+inline __mmask16 tail_mask16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
+
+// e^x, ~1 ulp (Cephes expf: range reduction by ln 2 in two parts, degree-6
+// polynomial, 2^n applied with scalef so that under/overflow saturate).
+// NaN stays NaN, -inf gives 0, +inf gives +inf.
+inline __m512 exp512(__m512 x) {
+  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-104.f), x);  // max(c, NaN) keeps NaN
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.f)));
+  // 2p * 2^(n-1): exact doubling keeps x just below ln(FLT_MAX) finite.
+  return _mm512_scalef_ps(_mm512_add_ps(p, p), _mm512_sub_ps(n, _mm512_set1_ps(1.f)));
+}
+
+}  // namespace
+}  // namespace dsvl2
