@@ -303,10 +303,15 @@ Image render_visual_prompt(const Image& img, Shape shape, const Color& color, co
       break;
     }
     case Shape::kMask: {
-      std::vector<Polygon> fill = has_mask ? parts : std::vector<Polygon>{box_polygon(bbox)};
-      d.bounds = bounds_of(fill);
       cairo_set_fill_rule(cr, CAIRO_FILL_RULE_EVEN_ODD);
-      for (const Polygon& p : fill) {  // one fill per part: overlapping parts unite
+      if (!has_mask) {  // the box, pixels x1..x2 inclusive as PIL fills it
+        d.bounds = bbox;
+        cairo_rectangle(cr, bbox.x0 - 0.5, bbox.y0 - 0.5, bbox.width() + 1, bbox.height() + 1);
+        cairo_fill(cr);
+        break;
+      }
+      d.bounds = bounds_of(parts);
+      for (const Polygon& p : parts) {  // one fill per part: overlapping parts unite
         polyline(cr, p, true);
         cairo_fill(cr);
       }
