@@ -245,21 +245,30 @@ ParseResult parse_grounding(std::string_view text, int width, int height, const 
   return r;
 }
 
-nlohmann::json to_json(const ParseResult& r) {
-  nlohmann::json objs = nlohmann::json::array(), errs = nlohmann::json::array();
+nlohmann::ordered_json to_json(const ParseResult& r) {
+  using Json = nlohmann::ordered_json;
+  Json objs = Json::array(), errs = Json::array();
   for (const auto& o : r.objects) {
-    nlohmann::json j;
-    j["label"] = o.label ? nlohmann::json(*o.label) : nlohmann::json(nullptr);
+    Json j;
+    j["label"] = o.label ? Json(*o.label) : Json(nullptr);
     j["box"] = o.box;
     j["box_px"] = o.box_px;
     objs.push_back(std::move(j));
   }
-  for (const auto& e : r.errors) errs.push_back({{"text", e.text}, {"reason", e.reason}});
-  return {{"objects", std::move(objs)}, {"errors", std::move(errs)}};
+  for (const auto& e : r.errors) {
+    Json j;
+    j["text"] = e.text;
+    j["reason"] = e.reason;
+    errs.push_back(std::move(j));
+  }
+  Json out;
+  out["objects"] = std::move(objs);
+  out["errors"] = std::move(errs);
+  return out;
 }
 
 std::string to_json_string(const ParseResult& r) {
-  return to_json(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return to_json(r).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string format_boxes(const std::vector<std::array<int, 4>>& boxes) {

@@ -66,7 +66,8 @@ int coord_to_px(int v, int size);
 ParseResult parse_grounding(std::string_view text, int width, int height, const ParseLimits& limits = {});
 
 // {"objects": [{"label": STR|null, "box": [..], "box_px": [..]}], "errors": [{"text":..,"reason":..}]}
-nlohmann::json to_json(const ParseResult& r);
+// with the keys in that order.
+nlohmann::ordered_json to_json(const ParseResult& r);
 // The JSON text; invalid UTF-8 in labels is replaced by U+FFFD, never thrown on.
 std::string to_json_string(const ParseResult& r);
 

@@ -84,7 +84,7 @@ TEST(GroundingParser, PlainTextAndEosAreIgnored) {
   auto r = parse_grounding("No objects here.<｜end▁of▁sentence｜>", 10, 10);
   EXPECT_TRUE(r.objects.empty());
   EXPECT_TRUE(r.errors.empty());
-  EXPECT_EQ(to_json_string(r), R"({"errors":[],"objects":[]})");
+  EXPECT_EQ(to_json_string(r), R"({"objects":[],"errors":[]})");
 }
 
 TEST(GroundingParser, ValidBlockAfterMalformedOneStillParses) {
