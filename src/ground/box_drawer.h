@@ -35,9 +35,9 @@ inline constexpr std::array<RGB, 13> kBoxColors = {{{255, 0, 0},
                                                     {255, 127, 127}}};
 
 struct BoxStyle {
-  int line_width = 3;        // official box_width
-  double font_size = 20;     // official ImageFont size
-  int label_offset = 20;     // text at y1 - 20
+  int line_width = 3;     // official box_width
+  double font_size = 20;  // official ImageFont size
+  int label_offset = 20;  // text at y1 - 20
   bool draw_labels = true;
 };
 

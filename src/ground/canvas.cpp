@@ -30,7 +30,8 @@ Canvas::Canvas(const Image& img) : width_(img.width), height_(img.height) {
   for (int y = 0; y < height_; ++y) {
     auto* row = reinterpret_cast<uint32_t*>(data + size_t(y) * stride);
     const uint8_t* src = img.rgb.data() + size_t(y) * width_ * 3;
-    for (int x = 0; x < width_; ++x) row[x] = (uint32_t(src[3 * x]) << 16) | (uint32_t(src[3 * x + 1]) << 8) | src[3 * x + 2];
+    for (int x = 0; x < width_; ++x)
+      row[x] = (uint32_t(src[3 * x]) << 16) | (uint32_t(src[3 * x + 1]) << 8) | src[3 * x + 2];
   }
   cairo_surface_mark_dirty(surface_);
   cr_ = cairo_create(surface_);

@@ -21,11 +21,16 @@ struct TagAt {
 
 size_t tag_len(Tag t) {
   switch (t) {
-    case Tag::kRefOpen: return kRefOpen.size();
-    case Tag::kRefClose: return kRefClose.size();
-    case Tag::kDetOpen: return kDetOpen.size();
-    case Tag::kDetClose: return kDetClose.size();
-    case Tag::kNone: return 0;
+    case Tag::kRefOpen:
+      return kRefOpen.size();
+    case Tag::kRefClose:
+      return kRefClose.size();
+    case Tag::kDetOpen:
+      return kDetOpen.size();
+    case Tag::kDetClose:
+      return kDetClose.size();
+    case Tag::kNone:
+      return 0;
   }
   return 0;
 }
@@ -226,7 +231,8 @@ ParseResult parse_grounding(std::string_view text, int width, int height, const 
         }
         for (const auto& b : boxes) {
           if (r.objects.size() >= lim.max_objects) {
-            if (!objects_capped) add_error(block, strformat("more than %zu objects, the rest dropped", lim.max_objects));
+            if (!objects_capped)
+              add_error(block, strformat("more than %zu objects, the rest dropped", lim.max_objects));
             objects_capped = true;
             break;
           }
@@ -239,7 +245,8 @@ ParseResult parse_grounding(std::string_view text, int width, int height, const 
         }
         break;
       }
-      case Tag::kNone: break;
+      case Tag::kNone:
+        break;
     }
   }
   return r;

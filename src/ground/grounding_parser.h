@@ -24,12 +24,11 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace dsvl2::ground {
 
@@ -50,13 +49,13 @@ struct ParseResult {
 };
 
 struct ParseLimits {
-  int max_digits = 6;                 // longer digit runs are rejected without converting them
-  int max_boxes_per_block = 100;      // per <|det|> block
-  size_t max_block_bytes = 16384;     // between <|det|> and <|/det|>
-  size_t max_label_bytes = 4096;      // between <|ref|> and <|/ref|>
-  size_t max_objects = 10000;         // in one output
-  size_t max_errors = 1000;           // later errors are dropped
-  size_t max_error_text = 256;        // bytes of offending text quoted in an error
+  int max_digits = 6;              // longer digit runs are rejected without converting them
+  int max_boxes_per_block = 100;   // per <|det|> block
+  size_t max_block_bytes = 16384;  // between <|det|> and <|/det|>
+  size_t max_label_bytes = 4096;   // between <|ref|> and <|/ref|>
+  size_t max_objects = 10000;      // in one output
+  size_t max_errors = 1000;        // later errors are dropped
+  size_t max_error_text = 256;     // bytes of offending text quoted in an error
 };
 
 // Maps a 0-999 coordinate to pixels exactly as the official demo: int(v / 999 * size).

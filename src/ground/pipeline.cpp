@@ -7,9 +7,12 @@ namespace dsvl2::ground {
 
 std::string build_grounding_content(std::string_view query, GroundingMode mode) {
   switch (mode) {
-    case GroundingMode::kLocate: return with_image_tags(grounding_prompt(query), 1);
-    case GroundingMode::kRefOnly: return with_image_tags(ref_only_prompt(query), 1);
-    case GroundingMode::kGroundedConversation: return with_image_tags(grounded_conversation_prompt(query), 1);
+    case GroundingMode::kLocate:
+      return with_image_tags(grounding_prompt(query), 1);
+    case GroundingMode::kRefOnly:
+      return with_image_tags(ref_only_prompt(query), 1);
+    case GroundingMode::kGroundedConversation:
+      return with_image_tags(grounded_conversation_prompt(query), 1);
   }
   DSVL2_CHECK(false, "unknown grounding mode %d", int(mode));
 }

@@ -26,8 +26,8 @@ namespace dsvl2::ground {
 using GenerateFn = std::function<std::string(const std::string& user_content)>;
 
 enum class GroundingMode {
-  kLocate,      // "Locate <|ref|>q<|/ref|> in the given image." (paper)
-  kRefOnly,     // "<|ref|>q<|/ref|>." (README)
+  kLocate,                // "Locate <|ref|>q<|/ref|> in the given image." (paper)
+  kRefOnly,               // "<|ref|>q<|/ref|>." (README)
   kGroundedConversation,  // "<|grounding|>q"
 };
 

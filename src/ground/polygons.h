@@ -2,10 +2,9 @@
 // [x1, y1, x2, y2, ...] in pixels. Parsing validates everything (numbers,
 // counts, sizes) and throws dsvl2::Error naming what is wrong.
 #pragma once
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace dsvl2::ground {
 

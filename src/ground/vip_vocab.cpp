@@ -57,9 +57,10 @@ Shape parse_shape(std::string_view name) {
   if (n == "contour" || n == "mask_contour" || n == "mask-contour") return Shape::kMaskContour;
   for (const auto& w : kWords)
     if (n == w.name) return w.shape;
-  DSVL2_FAIL("unknown visual prompt shape '%.*s' (expected rectangle, ellipse, triangle, point, scribble, contour, "
-             "mask or arrow)",
-             int(std::min<size_t>(name.size(), 64)), name.data());
+  DSVL2_FAIL(
+      "unknown visual prompt shape '%.*s' (expected rectangle, ellipse, triangle, point, scribble, contour, "
+      "mask or arrow)",
+      int(std::min<size_t>(name.size(), 64)), name.data());
 }
 
 std::optional<std::string_view> pool_name(uint8_t r, uint8_t g, uint8_t b) {
@@ -73,7 +74,8 @@ Color parse_color(std::string_view spec) {
   for (const auto& c : kColorPool)
     if (n == c.name) return Color{c.r, c.g, c.b, std::string(c.name)};
   size_t c1 = spec.find(','), c2 = c1 == std::string_view::npos ? c1 : spec.find(',', c1 + 1);
-  if (c1 != std::string_view::npos && c2 != std::string_view::npos && spec.find(',', c2 + 1) == std::string_view::npos) {
+  if (c1 != std::string_view::npos && c2 != std::string_view::npos &&
+      spec.find(',', c2 + 1) == std::string_view::npos) {
     auto r = parse_channel(spec.substr(0, c1)), g = parse_channel(spec.substr(c1 + 1, c2 - c1 - 1)),
          b = parse_channel(spec.substr(c2 + 1));
     if (r && g && b) {
@@ -82,9 +84,10 @@ Color parse_color(std::string_view spec) {
       return c;
     }
   }
-  DSVL2_FAIL("bad colour '%.*s': expected a name (red, lime, blue, yellow, fuchsia, aqua, orange, purple, gold) or "
-             "R,G,B with each 0-255",
-             int(std::min<size_t>(spec.size(), 64)), spec.data());
+  DSVL2_FAIL(
+      "bad colour '%.*s': expected a name (red, lime, blue, yellow, fuchsia, aqua, orange, purple, gold) or "
+      "R,G,B with each 0-255",
+      int(std::min<size_t>(spec.size(), 64)), spec.data());
 }
 
 std::string mark_phrase(Shape s, const Color& c) {
@@ -94,9 +97,7 @@ std::string mark_phrase(Shape s, const Color& c) {
   return out;
 }
 
-std::string reference_phrase(Shape s, const Color& c) {
-  return std::string(words(s).word1) + " " + mark_phrase(s, c);
-}
+std::string reference_phrase(Shape s, const Color& c) { return std::string(words(s).word1) + " " + mark_phrase(s, c); }
 
 std::string object_phrase(Shape s, const Color& c) { return "the object " + reference_phrase(s, c); }
 

@@ -16,9 +16,9 @@
 namespace dsvl2::ground {
 
 enum class Shape { kRectangle, kEllipse, kTriangle, kPoint, kScribble, kMaskContour, kMask, kArrow };
-inline constexpr std::array<Shape, 8> kAllShapes = {Shape::kRectangle, Shape::kEllipse,     Shape::kTriangle,
-                                                   Shape::kPoint,     Shape::kScribble,    Shape::kMaskContour,
-                                                   Shape::kMask,      Shape::kArrow};
+inline constexpr std::array<Shape, 8> kAllShapes = {Shape::kRectangle, Shape::kEllipse,  Shape::kTriangle,
+                                                    Shape::kPoint,     Shape::kScribble, Shape::kMaskContour,
+                                                    Shape::kMask,      Shape::kArrow};
 
 // "rectangle", "ellipse", "triangle", "point", "scribble", "mask contour", "mask", "arrow".
 std::string_view shape_name(Shape s);

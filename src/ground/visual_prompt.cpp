@@ -176,9 +176,9 @@ Image render_visual_prompt(const Image& img, Shape shape, const Color& color, co
   for (const Polygon& p : region.polygons) {
     DSVL2_REQUIRE(p.size() >= 3, "visual prompt mask part has fewer than 3 points");
     for (const Point& q : p)
-      DSVL2_REQUIRE(std::isfinite(q.x) && std::isfinite(q.y) && std::fabs(q.x) <= kMaxCoord &&
-                        std::fabs(q.y) <= kMaxCoord,
-                    "visual prompt mask has a bad coordinate");
+      DSVL2_REQUIRE(
+          std::isfinite(q.x) && std::isfinite(q.y) && std::fabs(q.x) <= kMaxCoord && std::fabs(q.y) <= kMaxCoord,
+          "visual prompt mask has a bad coordinate");
   }
   const std::vector<Polygon>& parts = region.polygons;
   const bool has_mask = !parts.empty();

@@ -52,9 +52,9 @@ struct Region {
 };
 
 struct VisualPromptOptions {
-  int anchor = 336;              // CLIP crop size in ViP-LLaVA (DeepSeek-VL2 tiles are 384: OPEN)
-  std::optional<int> alpha;      // fixed alpha 0-255 instead of the random range
-  bool constant_style = false;   // ViP's 'constant' style (fixed rectangle width and point size)
+  int anchor = 336;             // CLIP crop size in ViP-LLaVA (DeepSeek-VL2 tiles are 384: OPEN)
+  std::optional<int> alpha;     // fixed alpha 0-255 instead of the random range
+  bool constant_style = false;  // ViP's 'constant' style (fixed rectangle width and point size)
 };
 
 // What was drawn, for tests and logs. Coordinates are PIL pixel coordinates.
@@ -62,15 +62,15 @@ struct DrawnPrompt {
   Shape shape = Shape::kRectangle;
   Color color;
   int alpha = 0;
-  int width = 0;                // line width; point radius; contour w
-  double size_ratio = 1;        // ellipse
-  Bounds bounds;                // rectangle/ellipse outer bounds; point/scribble/triangle sampling bounds
-  std::vector<Point> points;    // triangle: 3; point: centre; scribble: 4 control points;
-                                // arrow: tip, shaft end, [wobble midpoint]
+  int width = 0;                      // line width; point radius; contour w
+  double size_ratio = 1;              // ellipse
+  Bounds bounds;                      // rectangle/ellipse outer bounds; point/scribble/triangle sampling bounds
+  std::vector<Point> points;          // triangle: 3; point: centre; scribble: 4 control points;
+                                      // arrow: tip, shaft end, [wobble midpoint]
   double radius_x = 0, radius_y = 0;  // point
   double arrow_length = 0, arrow_head = 0, arrow_angle = 0;
   bool head_filled = false;
-  std::string phrase;           // mark_phrase, e.g. "the red ellipse"
+  std::string phrase;  // mark_phrase, e.g. "the red ellipse"
 };
 
 // ViP-LLaVA's generic colour choice: with p = 0.5 an unnamed random RGB, else a pool colour.

@@ -1,11 +1,11 @@
-#include <gtest/gtest.h>
+#include "ground/box_drawer.h"
 
 #include <cairo.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "core/error.h"
-#include "ground/box_drawer.h"
 #include "ground/canvas.h"
 #include "test_util.h"
 
@@ -98,7 +98,7 @@ TEST(BoxDrawer, BadLabelsAndOffImageBoxesAreHarmless) {
                                       obj(std::nullopt, {90, 90, 20, 20})};  // corners swapped
   Image out = draw_boxes(img, objs);
   EXPECT_TRUE(same(at(out, 10, 45), kBoxColors[0]));
-  EXPECT_TRUE(same(at(out, 20, 50), kBoxColors[2]));   // the swapped box is drawn after the invalid label
+  EXPECT_TRUE(same(at(out, 20, 50), kBoxColors[2]));  // the swapped box is drawn after the invalid label
   EXPECT_TRUE(same(at(out, 90, 25), kBoxColors[2]));
 }
 

@@ -1,10 +1,11 @@
 // Grounding output parser: well-formed outputs from the paper, README and demo,
 // and malformed / runaway forms that must become errors, never objects.
+#include "ground/grounding_parser.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "ground/grounding_parser.h"
 #include "ground/prompts.h"
 
 namespace dsvl2::ground {
@@ -25,9 +26,9 @@ TEST(GroundingParser, PixelMappingMatchesPythonDoubleArithmetic) {
   // Hand-computed Python values: int(v / 999 * size).
   EXPECT_EQ(coord_to_px(0, 640), 0);
   EXPECT_EQ(coord_to_px(999, 640), 640);
-  EXPECT_EQ(coord_to_px(500, 640), 320);   // 320.3203...
-  EXPECT_EQ(coord_to_px(333, 999), 333);   // 333/999*999 = 332.99999999999994 in double? Python gives 333.0
-  EXPECT_EQ(coord_to_px(1, 999), 1);       // 1/999*999 = 1.0
+  EXPECT_EQ(coord_to_px(500, 640), 320);  // 320.3203...
+  EXPECT_EQ(coord_to_px(333, 999), 333);  // 333/999*999 = 332.99999999999994 in double? Python gives 333.0
+  EXPECT_EQ(coord_to_px(1, 999), 1);      // 1/999*999 = 1.0
   EXPECT_EQ(coord_to_px(998, 1), 0);
   EXPECT_EQ(coord_to_px(123, 1920), 236);  // 236.39639...
   EXPECT_EQ(coord_to_px(456, 1080), 492);  // 492.97297...
@@ -73,8 +74,8 @@ TEST(GroundingParser, DetWithoutRefHasNullLabel) {
 }
 
 TEST(GroundingParser, LabelIsNearestPrecedingRef) {
-  auto r = parse_grounding(
-      "<|ref|>a<|/ref|><|ref|>b<|/ref|> text <|det|>[[1,1,2,2]]<|/det|><|det|>[[3,3,4,4]]<|/det|>", 10, 10);
+  auto r = parse_grounding("<|ref|>a<|/ref|><|ref|>b<|/ref|> text <|det|>[[1,1,2,2]]<|/det|><|det|>[[3,3,4,4]]<|/det|>",
+                           10, 10);
   ASSERT_EQ(r.objects.size(), 2u);
   EXPECT_EQ(*r.objects[0].label, "b");
   EXPECT_EQ(*r.objects[1].label, "b");
@@ -88,8 +89,8 @@ TEST(GroundingParser, PlainTextAndEosAreIgnored) {
 }
 
 TEST(GroundingParser, ValidBlockAfterMalformedOneStillParses) {
-  auto r = parse_grounding("<|ref|>x<|/ref|><|det|>[[1,2,3]]<|/det|><|ref|>y<|/ref|><|det|>[[1,2,3,4]]<|/det|>", 10,
-                           10);
+  auto r =
+      parse_grounding("<|ref|>x<|/ref|><|det|>[[1,2,3]]<|/det|><|ref|>y<|/ref|><|det|>[[1,2,3,4]]<|/det|>", 10, 10);
   ASSERT_EQ(r.objects.size(), 1u);
   EXPECT_EQ(*r.objects[0].label, "y");
   ASSERT_EQ(r.errors.size(), 1u);
@@ -159,10 +160,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"<|det|>[[-1, 2, 3, 4]]<|/det|>", "negative"},
                       BadCase{"<|det|>[[1000, 2, 3, 4]]<|/det|>", "out of range"},
                       BadCase{"<|det|>[[1, 2, 3, 4, 5]]<|/det|>", "more than 4"},
-                      BadCase{"<|det|>[[1, 2, 3]]<|/det|>", "3 values"},
-                      BadCase{"<|det|>[[]]<|/det|>", "empty box"},
-                      BadCase{"<|det|>[]<|/det|>", "empty box list"},
-                      BadCase{"<|det|><|/det|>", "empty <|det|>"},
+                      BadCase{"<|det|>[[1, 2, 3]]<|/det|>", "3 values"}, BadCase{"<|det|>[[]]<|/det|>", "empty box"},
+                      BadCase{"<|det|>[]<|/det|>", "empty box list"}, BadCase{"<|det|><|/det|>", "empty <|det|>"},
                       BadCase{"<|det|>   <|/det|>", "empty <|det|>"},
                       BadCase{"<|det|>[1, 2, 3, 4]<|/det|>", "list of lists"},
                       BadCase{"<|det|>[[[1, 2, 3, 4]]]<|/det|>", "two levels"},
@@ -183,10 +182,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"<|/det|>", "without an opening"}, BadCase{"<|/ref|>", "without an opening"},
                       BadCase{"<|ref|>dog<|det|>[[1,2,3,4]]<|/det|>", "unterminated <|ref|>", 1},
                       BadCase{"<|det|>[[1,\xff, 3, 4]]<|/det|>", "unexpected byte 0xFF"},
-                      BadCase{kLongDigits.c_str(), "digit run longer"},
-                      BadCase{kManyBoxes.c_str(), "too many boxes"},
-                      BadCase{kHuge.c_str(), "longer than"},
-                      BadCase{kLongLabel.c_str(), "label longer than", 1}));
+                      BadCase{kLongDigits.c_str(), "digit run longer"}, BadCase{kManyBoxes.c_str(), "too many boxes"},
+                      BadCase{kHuge.c_str(), "longer than"}, BadCase{kLongLabel.c_str(), "label longer than", 1}));
 
 TEST(GroundingParser, UnterminatedRefResetsLabel) {
   auto r = parse_grounding("<|ref|>cat<|/ref|><|det|>[[1,2,3,4]]<|/det|><|ref|>dog <|det|>[[5,6,7,8]]<|/det|>", 10, 10);

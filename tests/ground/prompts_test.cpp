@@ -1,7 +1,8 @@
+#include "ground/prompts.h"
+
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "ground/prompts.h"
 #include "ground/vip_vocab.h"
 
 namespace dsvl2::ground {
@@ -49,10 +50,11 @@ TEST(VipVocab, PhrasesPerShape) {
   EXPECT_EQ(vip_question("What is {object} doing?", Shape::kPoint, parse_color("blue")),
             "What is the object at the blue point doing?");
   EXPECT_THROW(vip_question("no slot", Shape::kPoint, red), Error);
-  EXPECT_EQ(vip_relation_prompt(Shape::kRectangle, red, Shape::kEllipse, parse_color("lime")),
-            "Please describe the relationship between the subject within the red rectangle and the object within the "
-            "lime ellipse. Provide a short triplet (subject, relationship, object) to represent this. Here, the subject "
-            "and object are noun phrases, and the relationship can be verbs or prepositions.");
+  EXPECT_EQ(
+      vip_relation_prompt(Shape::kRectangle, red, Shape::kEllipse, parse_color("lime")),
+      "Please describe the relationship between the subject within the red rectangle and the object within the "
+      "lime ellipse. Provide a short triplet (subject, relationship, object) to represent this. Here, the subject "
+      "and object are noun phrases, and the relationship can be verbs or prepositions.");
 }
 
 TEST(VipVocab, ParseShapeAndColor) {

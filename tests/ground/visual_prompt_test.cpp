@@ -1,12 +1,13 @@
 // Visual prompt rendering, checked by its pixels over many seeds: each shape
 // lands where the ViP-LLaVA parameters say, with one alpha in the stated range.
+#include "ground/visual_prompt.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "ground/visual_prompt.h"
 
 namespace dsvl2::ground {
 namespace {
@@ -33,7 +34,8 @@ Marked changed(const Image& before, const Image& after) {
   for (int y = 0; y < before.height; ++y)
     for (int x = 0; x < before.width; ++x) {
       size_t i = (size_t(y) * before.width + x) * 3;
-      if (before.rgb[i] != after.rgb[i] || before.rgb[i + 1] != after.rgb[i + 1] || before.rgb[i + 2] != after.rgb[i + 2]) {
+      if (before.rgb[i] != after.rgb[i] || before.rgb[i + 1] != after.rgb[i + 1] ||
+          before.rgb[i + 2] != after.rgb[i + 2]) {
         m.px.push_back({x, y});
         m.at[size_t(y) * before.width + x] = true;
       }
@@ -67,7 +69,8 @@ TEST(PilComposite, MatchesRoundedBlendEverywhere) {
     for (int s = 0; s < 256; s += 3)
       for (int d = 0; d < 256; d += 5) {
         double exact = (s * a + d * (255 - a)) / 255.0;
-        ASSERT_LE(std::fabs(pil_composite(uint8_t(s), uint8_t(d), uint8_t(a)) - exact), 0.51) << s << " " << d << " " << a;
+        ASSERT_LE(std::fabs(pil_composite(uint8_t(s), uint8_t(d), uint8_t(a)) - exact), 0.51)
+            << s << " " << d << " " << a;
       }
 }
 
@@ -132,7 +135,8 @@ TEST(VisualPrompt, EllipseRingLiesInScaledBounds) {
     }
     EXPECT_FALSE(m(200, 140));
     // The ring reaches the extreme points of the scaled ellipse.
-    EXPECT_TRUE(m(int(std::lround(cx)), int(std::ceil(cy - ry + 0.5))) || m(int(std::lround(cx)), int(std::ceil(cy - ry + 1.5))));
+    EXPECT_TRUE(m(int(std::lround(cx)), int(std::ceil(cy - ry + 0.5))) ||
+                m(int(std::lround(cx)), int(std::ceil(cy - ry + 1.5))));
   }
 }
 
@@ -168,7 +172,8 @@ TEST(VisualPrompt, TriangleVerticesInBoxAndAnglesBounded) {
       double ang = std::acos((v1x * v2x + v1y * v2y) / (std::hypot(v1x, v1y) * std::hypot(v2x, v2y))) * 180 / M_PI;
       EXPECT_LE(ang, 150.0 + 1e-6);
     }
-    for (auto [x, y] : m.px) ASSERT_TRUE(x >= 80 - d.width && x <= 260 + d.width && y >= 90 - d.width && y <= 250 + d.width);
+    for (auto [x, y] : m.px)
+      ASSERT_TRUE(x >= 80 - d.width && x <= 260 + d.width && y >= 90 - d.width && y <= 250 + d.width);
   }
 }
 

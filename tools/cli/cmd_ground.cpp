@@ -74,8 +74,9 @@ Command reg("ground", "Visual grounding: parse model output into boxes (--parse)
                 if (o->parse) return run_parse(*o);
                 DSVL2_REQUIRE(!o->model.empty() && !o->image.empty() && !o->query.empty(),
                               "ground needs -m MODEL --image FILE --query TEXT (or --parse to read model output)");
-                DSVL2_FAIL("ground: running the model is not available yet in this build; use --parse with model "
-                           "output text on stdin");
+                DSVL2_FAIL(
+                    "ground: running the model is not available yet in this build; use --parse with model "
+                    "output text on stdin");
                 return 1;
               });
             });
