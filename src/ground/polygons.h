@@ -21,7 +21,7 @@ struct Bounds {
 
 struct PolygonLimits {
   size_t max_parts = 10000;
-  size_t max_values = 2'000'000;  // all parts together
+  size_t max_values = 100'000;  // all parts together (COCO masks have hundreds); bounds sampling cost
   double max_abs = 1e7;           // |coordinate|
 };
 

@@ -228,8 +228,9 @@ Image render_visual_prompt(const Image& img, Shape shape, const Color& color, co
     case Shape::kTriangle: {
       d.width = std::max(rng.randint(px(2), px(8)), 1);
       d.bounds = has_mask ? bounds_of(parts) : bbox;
-      // Redraw until no angle exceeds 150 degrees; a cap keeps hostile input bounded.
-      for (int attempt = 0; attempt < 10000; ++attempt) {
+      // Redraw until no angle exceeds 150 degrees. The official loop is
+      // unbounded (a zero-area mask never ends); 100 redraws keep hostile input bounded.
+      for (int attempt = 0; attempt < 100; ++attempt) {
         d.points.clear();
         for (int k = 0; k < 3; ++k)
           d.points.push_back(has_mask ? point_in_parts(rng, parts, d.bounds) : uniform_in(rng, bbox));

@@ -372,6 +372,9 @@ TEST(VisualPrompt, BadRegionsThrow) {
   for (Shape shape : kAllShapes) {
     EXPECT_NO_THROW(render_visual_prompt(img, shape, kRed, box_region(10, 10, 10, 10), rng)) << shape_name(shape);
     EXPECT_NO_THROW(render_visual_prompt(img, shape, kRed, box_region(-500, -500, 900, 900), rng)) << shape_name(shape);
+    Region flat;  // zero-area mask: the official triangle loop would never end
+    flat.polygons = {{{0, 0}, {10, 10}, {20, 20}}};
+    EXPECT_NO_THROW(render_visual_prompt(img, shape, kRed, flat, rng)) << shape_name(shape);
   }
 }
 
