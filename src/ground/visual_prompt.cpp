@@ -5,6 +5,7 @@
 #include <cairo.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <numbers>
 
 #include "core/error.h"
@@ -372,5 +373,24 @@ Image render_visual_prompt(const Image& img, Shape shape, const Color& color, co
   if (drawn) *drawn = std::move(d);
   return out;
 }
+
+Box parse_box(const std::string& s) {
+  double v[4];
+  const char* p = s.c_str();
+  for (int i = 0; i < 4; ++i) {
+    char* end = nullptr;
+    v[i] = std::strtod(p, &end);
+    DSVL2_REQUIRE(end != p && std::isfinite(v[i]), "box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
+    p = end;
+    while (*p == ' ') ++p;
+    if (i < 3) {
+      DSVL2_REQUIRE(*p == ',', "box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
+      ++p;
+    }
+  }
+  DSVL2_REQUIRE(*p == '\0', "box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
+  return {v[0], v[1], v[2], v[3]};
+}
+
 
 }  // namespace dsvl2::ground

@@ -46,6 +46,9 @@ struct Box {
 };
 
 // What the prompt marks: a box, a mask, or both (a missing box is the mask's bounds).
+// Parses "x1,y1,x2,y2" (pixels); throws Error.
+Box parse_box(const std::string& s);
+
 struct Region {
   std::optional<Box> box;
   std::vector<Polygon> polygons;

@@ -2,9 +2,7 @@
 // how a question refers to it (e.g. "the red ellipse").
 //
 //   dsvl2 draw-prompt --image cat.jpg --shape ellipse --box 40,60,200,220 --color red --seed 1 --out marked.png
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 
 #include "command.h"
 #include "core/error.h"
@@ -22,24 +20,6 @@ struct DrawPromptOptions {
   int alpha = -1, anchor = 336;
   bool constant = false;
 };
-
-ground::Box parse_box(const std::string& s) {
-  double v[4];
-  const char* p = s.c_str();
-  for (int i = 0; i < 4; ++i) {
-    char* end = nullptr;
-    v[i] = std::strtod(p, &end);
-    DSVL2_REQUIRE(end != p && std::isfinite(v[i]), "--box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
-    p = end;
-    while (*p == ' ') ++p;
-    if (i < 3) {
-      DSVL2_REQUIRE(*p == ',', "--box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
-      ++p;
-    }
-  }
-  DSVL2_REQUIRE(*p == '\0', "--box '%s': expected x1,y1,x2,y2 numbers", s.c_str());
-  return {v[0], v[1], v[2], v[3]};
-}
 
 Command reg(
     "draw-prompt", "Draw a ViP-LLaVA visual prompt (rectangle, ellipse, arrow, ...) on an image", [](CLI::App& app) {
@@ -60,7 +40,7 @@ Command reg(
         ground::Shape shape = ground::parse_shape(o->shape);
         DSVL2_REQUIRE(!o->box.empty() || !o->mask.empty(), "draw-prompt needs --box or --mask");
         ground::Region region;
-        if (!o->box.empty()) region.box = parse_box(o->box);
+        if (!o->box.empty()) region.box = ground::parse_box(o->box);
         if (!o->mask.empty()) region.polygons = ground::load_coco_polygons(o->mask);
         Image img = load_image(o->image);
         ground::Rng rng(o->seed);

@@ -14,7 +14,9 @@
 #include "ground/canvas.h"
 #include "ground/grounding_parser.h"
 #include "ground/pipeline.h"
+#include "gen_options.h"
 #include "image/image.h"
+#include "model/chat_session.h"
 
 namespace dsvl2::cli {
 namespace {
@@ -23,6 +25,7 @@ struct GroundOptions {
   bool parse = false, json = false;
   int width = -1, height = -1;
   std::string model, image, query, out, mode = "locate";
+  GenFlags gen;  // generation settings (the model folder comes from --model)
 };
 
 constexpr size_t kMaxStdin = 64u << 20;
@@ -55,6 +58,43 @@ int run_parse(const GroundOptions& o) {
   return 0;
 }
 
+int run_model(const GroundOptions& o) {
+  GenFlags g = o.gen;
+  g.model = o.model;
+  g.quiet = g.quiet || o.json;
+  GenerateRequest req = g.request();
+  Image img = load_image(o.image);
+  VisionLanguageModel model(o.model);
+  ThreadPool pool(g.threads);
+  Ops ops{&kernels_best(), &pool, g.compute_mode()};
+  ChatSession chat(model, ops, {g.context, g.system});
+  // Stop a <|det|> block that runs away (endless digits or boxes).
+  auto guard = std::make_shared<ground::RunawayGuard>();
+  req.guard = [guard](std::string_view piece) { return guard->feed(piece); };
+  ground::GroundingMode mode = o.mode == "ref"            ? ground::GroundingMode::kRefOnly
+                               : o.mode == "conversation" ? ground::GroundingMode::kGroundedConversation
+                                                          : ground::GroundingMode::kLocate;
+  ground::GroundingRun run = ground::ground_query(
+      img, o.query,
+      [&](const std::string& user) {
+        GenerateResult r = chat.ask(user, {img}, req, nullptr);
+        return r.text;
+      },
+      mode, !o.out.empty());
+  if (guard->stopped()) status(g, "stopped a runaway <|det|> block: %s", guard->reason().c_str());
+  if (o.json) {
+    std::printf("%s\n", ground::to_json_string(run.parsed).c_str());
+  } else {
+    std::printf("%s\n", run.output.c_str());
+    for (const auto& obj : run.parsed.objects)
+      std::printf("%s: [%d, %d, %d, %d] -> pixels [%d, %d, %d, %d]\n", obj.label ? obj.label->c_str() : "(no label)",
+                  obj.box[0], obj.box[1], obj.box[2], obj.box[3], obj.box_px[0], obj.box_px[1], obj.box_px[2],
+                  obj.box_px[3]);
+  }
+  if (!o.out.empty() && run.drawn) ground::save_png(*run.drawn, o.out);
+  return 0;
+}
+
 Command reg("ground", "Visual grounding: parse model output into boxes (--parse), or ask the model to locate a query",
             [](CLI::App& app) {
               auto o = std::make_shared<GroundOptions>();
@@ -70,14 +110,15 @@ Command reg("ground", "Visual grounding: parse model output into boxes (--parse)
                   ->check(CLI::IsMember({"locate", "ref", "conversation"}));
               app.add_option("--out", o->out, "Write the image with boxes and labels to this PNG");
               app.add_flag("--json", o->json, "Print the parsed boxes as JSON");
+              app.add_option("-n,--max-tokens", o->gen.max_new_tokens, "Most new tokens (default 512)");
+              app.add_option("-t,--threads", o->gen.threads, "Threads (default: all cores)");
+              app.add_option("--compute", o->gen.compute, "Numeric mode: bf16 (default) or f32");
+              app.add_option("-c,--ctx", o->gen.context, "Context length (default: the model's)");
               return std::function<int()>([o] {
                 if (o->parse) return run_parse(*o);
                 DSVL2_REQUIRE(!o->model.empty() && !o->image.empty() && !o->query.empty(),
                               "ground needs -m MODEL --image FILE --query TEXT (or --parse to read model output)");
-                DSVL2_FAIL(
-                    "ground: running the model is not available yet in this build; use --parse with model "
-                    "output text on stdin");
-                return 1;
+                return run_model(*o);
               });
             });
 

@@ -1,0 +1,34 @@
+// Flags shared by the commands that generate text (run, chat, ground).
+#pragma once
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "model/generate.h"
+#include "ops/ops.h"
+
+namespace dsvl2::cli {
+
+struct GenFlags {
+  std::string model;
+  int max_new_tokens = 512;
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float repeat_penalty = 1.1f;  // the official demo's default
+  long long seed = 0;
+  int threads = 0;
+  int context = 0;
+  std::string compute = "bf16";
+  std::string system;
+  bool quiet = false;
+
+  void add_to(CLI::App& app);
+  GenerateRequest request() const;
+  Compute compute_mode() const;
+};
+
+// Writes one status line to stderr unless quiet ("dsvl2: loading ... 0.12 s").
+void status(const GenFlags& f, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+}  // namespace dsvl2::cli
