@@ -53,6 +53,19 @@ TEST(PreTokenizer, SequenceSeesOnlyEachPiece) {
   EXPECT_EQ(run(seq, "a  1234"), (Pieces{"a", "  ", "123", "4"}));
 }
 
+TEST(PreTokenizer, DeepSeekLlmStyleSequence) {
+  // The shape of the DeepSeek-V2 / DeepSeek-LLM pre-tokenizer (letter class shortened).
+  json seq = {{"type", "Sequence"},
+              {"pretokenizers",
+               {split("[\r\n]", "Isolated"), split("\\s?[A-Za-z\u00b5\u00c0-\u00d6]+", "Isolated"),
+                split("\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+", "Isolated"),
+                split("\\s+$", "Isolated"), split("[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+", "Isolated"),
+                {{"type", "Digits"}, {"individual_digits", true}},
+                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  EXPECT_EQ(run(seq, "Hello \u4e16\u754c 123\n  end  "),
+            (Pieces{"Hello", " ", "\u4e16\u754c", " ", "1", "2", "3", "\n", " ", " end", "  "}));
+}
+
 TEST(PreTokenizer, ByteLevelRegexAndPrefix) {
   json bl = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"use_regex", true}};
   EXPECT_EQ(run(bl, "Hello world's"), (Pieces{" Hello", " world", "'s"}));
