@@ -13,6 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 constexpr int32_t kMaxId = 1 << 24;           // ids beyond this are rejected as malformed
+constexpr int64_t kMaxIdGap = 1 << 16;        // nor may ids run this far past the entry count
 constexpr size_t kCacheMaxWords = 1 << 16;    // cleared when full
 constexpr size_t kCacheMaxWordBytes = 256;    // longer words are not cached
 
@@ -158,7 +159,9 @@ BpeModel BpeModel::from_json(const json& m, const std::string& where, BpeTables*
   bpe.vocab_.reserve(t.vocab.size());
   bpe.by_bytes_.reserve(t.vocab.size());
   for (auto& [tok, id] : t.vocab) {
-    if (id < 0 || id >= kMaxId) DSVL2_FAIL("%s: vocab id %lld out of range", w, (long long)id);
+    // Ids are dense in real files; a sparse id would only make the tables huge.
+    if (id < 0 || id >= kMaxId || id >= int64_t(t.vocab.size()) + kMaxIdGap)
+      DSVL2_FAIL("%s: vocab id %lld out of range (%zu entries)", w, (long long)id, t.vocab.size());
     if (!utf8::is_valid(tok)) DSVL2_FAIL("%s: vocab token with invalid UTF-8", w);
     max_id = std::max(max_id, int32_t(id));
   }

@@ -128,7 +128,8 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& wh
         if (id == o.end() || !id->is_number_integer() || content == o.end() || !content->is_string())
           DSVL2_FAIL("%s: added token needs an integer 'id' and a string 'content'", w);
         const int64_t v = id->get<int64_t>();
-        if (v < 0 || v >= (1 << 24)) DSVL2_FAIL("%s: added token id %lld out of range", w, (long long)v);
+        if (v < 0 || v >= int64_t(t.id_limit_) + (1 << 16))
+          DSVL2_FAIL("%s: added token id %lld out of range", w, (long long)v);
         AddedToken a;
         a.id = int32_t(v);
         a.content = content->get<std::string>();

@@ -54,6 +54,12 @@ TEST(TokenizerHostile, MissingOrWrongModel) {
   j["model"]["vocab"]["x"] = 1LL << 40;
   expect_error(j, "out of range");
   j = test::stub_tokenizer();
+  j["model"]["vocab"]["x"] = 1 << 23;  // sparse: would size the tables by the id
+  expect_error(j, "out of range");
+  j = test::stub_tokenizer();
+  j["added_tokens"].push_back({{"id", 1 << 23}, {"content", "<x>"}});
+  expect_error(j, "out of range");
+  j = test::stub_tokenizer();
   j["model"]["continuing_subword_prefix"] = "##";
   expect_error(j, "not supported");
 }
