@@ -77,6 +77,8 @@ TEST_F(ChatTemplate, MultiImageTags) {
             "<|User|>: <image>\nCompare <image> with this.\n\n<|Assistant|>:");
   // More tags than images: the first ones are removed (str.replace with a count).
   EXPECT_EQ(reconcile_image_tags("<image>a<image>b<image>", 1), "ab<image>");
+  // Only occurrences of the original text count: a tag formed by a removal stays.
+  EXPECT_EQ(reconcile_image_tags("<ima<image>ge><image>", 0 + 1), "<image><image>");
   EXPECT_EQ(reconcile_image_tags("<image>a", -1), "<image>a");
   EXPECT_EQ(reconcile_image_tags("a", 0), "a");
 }
