@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "text/tokenizer_json.h"
 #include "text/utf8.h"
 
 namespace dsvl2 {
@@ -12,6 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 constexpr int32_t kMaxId = 1 << 24;           // ids beyond this are rejected as malformed
+constexpr int64_t kMaxIdGap = 1 << 16;        // nor may ids run this far past the entry count
 constexpr size_t kCacheMaxWords = 1 << 16;    // cleared when full
 constexpr size_t kCacheMaxWordBytes = 256;    // longer words are not cached
 
@@ -103,7 +105,7 @@ void BpeModel::insert_pair(int32_t a, int32_t b, int32_t rank, int32_t id) {
   }
 }
 
-BpeModel BpeModel::from_json(const json& m, const std::string& where) {
+BpeModel BpeModel::from_json(const json& m, const std::string& where, BpeTables* tables) {
   const char* w = where.c_str();
   if (!m.is_object()) DSVL2_FAIL("%s: 'model' must be an object", w);
   if (auto t = m.find("type"); t != m.end() && !(t->is_string() && t->get<std::string>() == "BPE"))
@@ -123,22 +125,50 @@ BpeModel BpeModel::from_json(const json& m, const std::string& where) {
     bpe.ignore_merges_ = im->get<bool>();
   }
 
-  auto v = m.find("vocab");
-  if (v == m.end() || !v->is_object()) DSVL2_FAIL("%s: BPE model has no 'vocab' object", w);
-  if (v->empty()) DSVL2_FAIL("%s: BPE vocab is empty", w);
+  BpeTables local;
+  BpeTables& t = tables ? *tables : local;
+  if (!t.has_vocab) {
+    auto v = m.find("vocab");
+    if (v == m.end() || !v->is_object()) DSVL2_FAIL("%s: BPE model has no 'vocab' object", w);
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      if (!it.value().is_number_integer()) DSVL2_FAIL("%s: vocab entry '%s' has a non-integer id", w, it.key().c_str());
+      t.vocab.emplace_back(it.key(), it.value().get<int64_t>());
+    }
+  }
+  if (!t.has_merges) {
+    auto mg = m.find("merges");
+    if (mg == m.end() || !mg->is_array()) DSVL2_FAIL("%s: BPE model has no 'merges' array", w);
+    for (const auto& e : *mg) {
+      const int rank = int(t.merges.size());
+      if (e.is_string()) {
+        const std::string& s = e.get_ref<const std::string&>();
+        size_t sp = s.find(' ');
+        if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size())
+          DSVL2_FAIL("%s: merge %d '%s' is not two tokens separated by a space", w, rank, s.c_str());
+        t.merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        t.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
+      } else {
+        DSVL2_FAIL("%s: merge %d must be a string \"a b\" or a pair of strings", w, rank);
+      }
+    }
+  }
+
+  if (t.vocab.empty()) DSVL2_FAIL("%s: BPE vocab is empty", w);
   int32_t max_id = -1;
-  bpe.vocab_.reserve(v->size());
-  for (auto it = v->begin(); it != v->end(); ++it) {
-    if (!it.value().is_number_integer()) DSVL2_FAIL("%s: vocab entry '%s' has a non-integer id", w, it.key().c_str());
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id >= kMaxId) DSVL2_FAIL("%s: vocab id %lld out of range", w, (long long)id);
-    if (!utf8::is_valid(it.key())) DSVL2_FAIL("%s: vocab token with invalid UTF-8", w);
-    bpe.vocab_.emplace(it.key(), int32_t(id));
+  bpe.vocab_.reserve(t.vocab.size());
+  bpe.by_bytes_.reserve(t.vocab.size());
+  for (auto& [tok, id] : t.vocab) {
+    // Ids are dense in real files; a sparse id would only make the tables huge.
+    if (id < 0 || id >= kMaxId || id >= int64_t(t.vocab.size()) + kMaxIdGap)
+      DSVL2_FAIL("%s: vocab id %lld out of range (%zu entries)", w, (long long)id, t.vocab.size());
+    if (!utf8::is_valid(tok)) DSVL2_FAIL("%s: vocab token with invalid UTF-8", w);
     max_id = std::max(max_id, int32_t(id));
   }
   bpe.tokens_.assign(size_t(max_id) + 1, std::string());
-  for (const auto& [tok, id] : bpe.vocab_) {
-    bpe.tokens_[size_t(id)] = tok;
+  for (auto& [tok, id64] : t.vocab) {
+    const auto id = int32_t(id64);
+    if (!bpe.vocab_.emplace(tok, id).second) continue;
     if (auto bytes = byte_level_decode(tok)) {
       if (bytes->size() == 1) {
         int32_t& slot = bpe.byte_id_[uint8_t((*bytes)[0])];
@@ -146,33 +176,19 @@ BpeModel BpeModel::from_json(const json& m, const std::string& where) {
       }
       bpe.by_bytes_.emplace(std::move(*bytes), id);
     }
+    bpe.tokens_[size_t(id)] = std::move(tok);
   }
 
-  auto mg = m.find("merges");
-  if (mg == m.end() || !mg->is_array()) DSVL2_FAIL("%s: BPE model has no 'merges' array", w);
   size_t cap = 16;
-  while (cap < mg->size() * 2 + 16) cap <<= 1;
+  while (cap < t.merges.size() * 2 + 16) cap <<= 1;
   bpe.pairs_.assign(cap, PairSlot{});
   bpe.pair_mask_ = cap - 1;
   int32_t rank = 0;
   std::string merged;
-  for (const auto& e : *mg) {
-    std::string sa, sb;
-    if (e.is_string()) {
-      const std::string& s = e.get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      if (sp == std::string::npos || sp == 0 || sp + 1 >= s.size())
-        DSVL2_FAIL("%s: merge %d '%s' is not two tokens separated by a space", w, rank, s.c_str());
-      sa = s.substr(0, sp);
-      sb = s.substr(sp + 1);
-    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      sa = e[0].get<std::string>();
-      sb = e[1].get<std::string>();
-    } else {
-      DSVL2_FAIL("%s: merge %d must be a string \"a b\" or a pair of strings", w, rank);
-    }
+  for (const auto& [sa, sb] : t.merges) {
     auto ia = bpe.vocab_.find(sa), ib = bpe.vocab_.find(sb);
-    merged = sa + sb;
+    merged.assign(sa);
+    merged += sb;
     auto im = bpe.vocab_.find(merged);
     if (ia == bpe.vocab_.end() || ib == bpe.vocab_.end() || im == bpe.vocab_.end())
       DSVL2_FAIL("%s: merge %d ('%s' '%s') uses a token missing from the vocab", w, rank, sa.c_str(), sb.c_str());

@@ -17,6 +17,8 @@
 
 namespace dsvl2 {
 
+struct BpeTables;
+
 // GPT-2 bytes_to_unicode(): the code point that stands for byte b.
 uint32_t byte_to_unicode(uint8_t b);
 // The inverse; -1 for code points outside the table.
@@ -29,8 +31,10 @@ std::string byte_level_encode(std::string_view bytes);
 
 class BpeModel {
  public:
-  // Parses tokenizer.json's "model" (type BPE). Throws Error naming `where`.
-  static BpeModel from_json(const nlohmann::json& model, const std::string& where);
+  // Parses tokenizer.json's "model" (type BPE). Vocab and merges come from
+  // `tables` when it has them (see tokenizer_json.h), else from `model`.
+  // Throws Error naming `where`.
+  static BpeModel from_json(const nlohmann::json& model, const std::string& where, BpeTables* tables = nullptr);
   BpeModel();
   ~BpeModel();
   BpeModel(BpeModel&&) noexcept;

@@ -83,8 +83,15 @@ std::string reconcile_image_tags(std::string_view text, int n_images) {
     }
     return pre + "\n" + t;
   }
-  for (size_t k = 0; k < tags - size_t(n_images); k++) t.erase(t.find(kImageTag), kImageTag.size());
-  return t;
+  // str.replace(tag, "", count): the first `count` occurrences of the original text.
+  std::string out;
+  size_t pos = 0, left = tags - size_t(n_images);
+  for (size_t f = t.find(kImageTag); left && f != std::string::npos; f = t.find(kImageTag, pos), left--) {
+    out.append(t, pos, f - pos);
+    pos = f + kImageTag.size();
+  }
+  out.append(t, pos);
+  return out;
 }
 
 std::string format_sft_prompt(const std::vector<ChatMessage>& conv, const ChatOptions& opt) {

@@ -115,7 +115,11 @@ void PreTokenizer::parse(const json& j, const std::string& where, int depth) {
     if (pat == j.end() || !pat->is_object()) DSVL2_FAIL("%s: Split pre_tokenizer needs a 'pattern' object", where.c_str());
     Step s;
     if (auto r = pat->find("Regex"); r != pat->end() && r->is_string()) {
-      s.regex = std::make_shared<Regex>(r->get<std::string>());
+      try {
+        s.regex = std::make_shared<Regex>(r->get<std::string>());
+      } catch (const Error& e) {
+        DSVL2_FAIL("%s: %s", where.c_str(), e.what());
+      }
     } else if (auto st = pat->find("String"); st != pat->end() && st->is_string()) {
       if (st->get<std::string>().empty()) DSVL2_FAIL("%s: Split pattern String is empty", where.c_str());
       s.regex = std::make_shared<Regex>(st->get<std::string>(), /*literal=*/true);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "text/tokenizer_json.h"
 #include "text/utf8.h"
 
 namespace dsvl2 {
@@ -85,7 +86,8 @@ Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& opt) 
     auto slash = path.find_last_of('/');
     dir = slash == std::string::npos ? "." : path.substr(0, slash);
   }
-  Tokenizer t = from_json_text(read_file(file), file, opt);
+  MappedFile mf(file);
+  Tokenizer t = from_json_text(std::string_view(reinterpret_cast<const char*>(mf.data()), mf.size()), file, opt);
   // Special-token names from tokenizer_config.json beside the file, if any.
   const std::string cfg_path = path_join(dir, "tokenizer_config.json");
   if (file_exists(cfg_path)) {
@@ -102,12 +104,8 @@ Tokenizer Tokenizer::load(const std::string& path, const TokenizerOptions& opt) 
 
 Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& where, const TokenizerOptions& opt) {
   const char* w = where.c_str();
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    DSVL2_FAIL("%s: not valid JSON: %s", w, e.what());
-  }
+  BpeTables tables;
+  json j = parse_tokenizer_json(text, where, tables);
   if (!j.is_object() || !j.contains("model"))
     DSVL2_FAIL("%s: not a tokenizer.json (no 'model' object)", w);
   Tokenizer t;
@@ -117,7 +115,7 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& wh
     if (!t.pre_->has_byte_level()) DSVL2_FAIL("%s: pre_tokenizer has no ByteLevel step (not a byte-level BPE)", w);
     if (!j.contains("decoder")) DSVL2_FAIL("%s: no 'decoder'", w);
     check_decoder(j["decoder"], where);
-    t.model_ = std::make_shared<BpeModel>(BpeModel::from_json(j["model"], where));
+    t.model_ = std::make_shared<BpeModel>(BpeModel::from_json(j["model"], where, &tables));
 
     t.id_limit_ = t.model_->id_limit();
     auto at = j.find("added_tokens");
@@ -130,7 +128,8 @@ Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& wh
         if (id == o.end() || !id->is_number_integer() || content == o.end() || !content->is_string())
           DSVL2_FAIL("%s: added token needs an integer 'id' and a string 'content'", w);
         const int64_t v = id->get<int64_t>();
-        if (v < 0 || v >= (1 << 24)) DSVL2_FAIL("%s: added token id %lld out of range", w, (long long)v);
+        if (v < 0 || v >= int64_t(t.id_limit_) + (1 << 16))
+          DSVL2_FAIL("%s: added token id %lld out of range", w, (long long)v);
         AddedToken a;
         a.id = int32_t(v);
         a.content = content->get<std::string>();

@@ -2,7 +2,7 @@
 // for the golden model cases: bos 0, eos 1, pad 2, printable ASCII at 3..97
 // (byte - 0x20 + 3), '\n' 98, byte 0x00 at 99, so that the DeepSeek-VL2 tokens
 // get 100..107. `merges` ("a b" in the GPT-2 alphabet) add their merged token
-// at 200, 201, ...
+// at 200, 201, ...; all_bytes adds the other 159 bytes at 300.. (for UTF-8 text).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,12 +12,17 @@
 
 namespace dsvl2::test {
 
-inline nlohmann::json stub_tokenizer(const std::vector<std::string>& merges = {}) {
+inline nlohmann::json stub_tokenizer(const std::vector<std::string>& merges = {}, bool all_bytes = false) {
   using nlohmann::json;
   json vocab = json::object();
   for (int b = 0x20; b < 0x7f; b++) vocab[byte_level_encode(std::string(1, char(b)))] = b - 0x20 + 3;
   vocab[byte_level_encode("\n")] = 98;
   vocab[byte_level_encode(std::string(1, '\0'))] = 99;
+  if (all_bytes) {
+    int id = 300;
+    for (int b = 1; b < 256; b++)
+      if ((b < 0x20 || b >= 0x7f) && b != '\n') vocab[byte_level_encode(std::string(1, char(b)))] = id++;
+  }
   int next = 200;
   for (const auto& m : merges) {
     auto sp = m.find(' ');
