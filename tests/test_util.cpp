@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -38,6 +40,23 @@ std::string temp_dir(const std::string& tag) {
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();
+}
+
+std::string dsvl2_binary() { return binary_dir() + "/dsvl2"; }
+
+CommandResult run_command(const std::string& cmd, const std::string& stdin_text) {
+  static int counter = 0;
+  std::string base = temp_dir("cmd" + std::to_string(counter++));
+  std::string in = base + "/stdin", out = base + "/stdout", err = base + "/stderr";
+  write_file(in, stdin_text);
+  std::string full = cmd + " <" + in + " >" + out + " 2>" + err;
+  int status = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  fs::remove_all(base);
+  return r;
 }
 
 DiffStats diff(const float* a, const float* b, int64_t n) {

@@ -20,6 +20,16 @@ std::string binary_dir();
 // A fresh empty temporary directory for one test.
 std::string temp_dir(const std::string& tag);
 
+// Runs a shell command with `stdin_text` on its standard input; captures
+// stdout and stderr separately.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+CommandResult run_command(const std::string& cmd, const std::string& stdin_text = "");
+// Path of the built dsvl2 binary.
+std::string dsvl2_binary();
+
 struct DiffStats {
   double max_abs = 0, mean_abs = 0;
   int64_t argmax_at = -1;

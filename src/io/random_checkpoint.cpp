@@ -195,7 +195,7 @@ std::string shard_name(int i, int n) { return strformat("model-%05d-of-%05d.safe
 }  // namespace
 
 const std::vector<std::string>& preset_names() {
-  static const std::vector<std::string> names = {"tiny", "small", "base", "test"};
+  static const std::vector<std::string> names = {"tiny", "small", "base", "test", "tiny-test"};
   return names;
 }
 
@@ -214,8 +214,12 @@ std::string preset_config_json(const std::string& preset) {
     c["language_config"]["qk_nope_head_dim"] = 16;
     c["language_config"]["qk_rope_head_dim"] = 8;
     c["language_config"]["v_head_dim"] = 16;
+  } else if (preset == "tiny-test") {
+    // Tiny's schema (MHA, softmax greedy routing) and its real vocabulary at
+    // toy widths: end-to-end tests with the real tokenizer in a 40 MB folder.
+    c = vl_config(language_config({129280, 64, 96, 32, 2, 4, 8, 2, false, 0, 1}, "tiny"), 64, 2, 32, true);
   } else {
-    DSVL2_FAIL("unknown preset \"%s\" (expected tiny, small, base or test)", preset.c_str());
+    DSVL2_FAIL("unknown preset \"%s\" (expected tiny, small, base, test or tiny-test)", preset.c_str());
   }
   return c.dump(2) + "\n";
 }

@@ -16,7 +16,7 @@ namespace dsvl2::cli {
 namespace {
 
 struct Opts {
-  std::string preset, out, config_json;
+  std::string preset, out, config_json, tokenizer;
   uint64_t seed = 0;
   double shard_gb = 4.0;
   int threads = 0;
@@ -25,11 +25,13 @@ struct Opts {
 Command reg("make-random-checkpoint", "Write a checkpoint folder with a released model's shapes and random weights",
             [](CLI::App& app) {
               auto o = std::make_shared<Opts>();
-              app.add_option("--preset", o->preset, "tiny | small | base (released dimensions) | test (toy)");
+              app.add_option("--preset", o->preset, "tiny | small | base (released dimensions) | test | tiny-test (toy widths; tiny-test has the real vocabulary)");
               app.add_option("--out", o->out, "Output folder")->required();
               app.add_option("--seed", o->seed, "PRNG seed (same seed, same bytes)");
               app.add_option("--shard-size", o->shard_gb, "Shard the weights above this many GB (0: one file)");
               app.add_option("-t,--threads", o->threads, "Generator threads (default: all)");
+              app.add_option("--tokenizer", o->tokenizer,
+                             "Copy this tokenizer.json (and the tokenizer_config.json beside it) into the folder");
               // Hidden: any config.json in the DeepseekVLV2 schema instead of a preset.
               app.add_option("--config-json", o->config_json)->group("");
               return std::function<int()>([o] {
@@ -52,6 +54,13 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
                 Checkpoint ck(o->out);
                 validate_checkpoint(ck, load_vl_config(o->out));
                 std::printf("%s: loads and validates (%zu tensors)\n", o->out.c_str(), ck.names().size());
+                if (!o->tokenizer.empty()) {
+                  std::string src = is_directory(o->tokenizer) ? path_join(o->tokenizer, "tokenizer.json") : o->tokenizer;
+                  write_file(path_join(o->out, "tokenizer.json"), read_file(src));
+                  std::string cfg_src = src.substr(0, src.find_last_of('/') + 1) + "tokenizer_config.json";
+                  if (file_exists(cfg_src)) write_file(path_join(o->out, "tokenizer_config.json"), read_file(cfg_src));
+                  std::printf("%s: tokenizer from %s\n", o->out.c_str(), src.c_str());
+                }
                 return 0;
               });
             });
