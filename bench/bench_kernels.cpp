@@ -121,6 +121,14 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f %5.0f%%", label.c_str(), (long long)M, (long long)N, (long long)K,
               t * 1e3, flop / t * 1e-9, 100 * flop / t / peak);
   if (M == 1) std::printf(" (%5.1f GB/s = %3.0f%% of mem)", N * K * 2 / t * 1e-9, 100 * N * K * 2 / t / (kPeakMem * g_peak_scale));
+  // Weights prepared once (Ops::prepare), when the table has a packed form.
+  Tensor storage;
+  const Weight wp = Ops{&kt, &pool, c}.prepare(w, &storage);
+  if (wp.packed) {
+    double tp = time_best([&] { kt.matmul(x.data(), M, wp, nullptr, y.data(), c, pool); });
+    std::printf("  prepared %7.1f (%3.0f%%)", flop / tp * 1e-9, 100 * flop / tp / peak);
+    if (M == 1) std::printf(" %5.1f GB/s", N * K * 2 / tp * 1e-9);
+  }
 #ifdef DSVL2_HAVE_DNNL
   static Dnnl dn;
   std::vector<uint16_t> xb(x.size());

@@ -189,7 +189,8 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
 }
 
 const KernelTable kAvx2 = {Isa::kAvx2,      matmul_avx2,    avx2::layer_norm, avx2::rms_norm,     avx2::gelu_tanh,
-                           avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention};
+                           avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention,
+                           nullptr};
 
 }  // namespace
 

@@ -25,6 +25,9 @@ namespace dsvl2 {
 namespace {
 
 constexpr int64_t kSmallM = 4;
+// Names the packed layout of prepare_avx512 (kernel, panel width, K block);
+// change it whenever KernBF16's packing changes.
+constexpr uint32_t kPackedBf16Tag = 0x5a42'2005;
 
 
 inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
@@ -315,7 +318,9 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
-    if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
+    if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
+      gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
+    else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
     else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);
     return;
   }
@@ -333,9 +338,22 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
   }
 }
 
+// Prepared weights: BF16 weights for Compute::kBF16, packed for KernBF16.
+size_t prepare_avx512(const Weight& w, Compute c, void* dst, Weight* out) {
+  if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
+  const size_t bytes = prepacked_elems<KernBF16>(w) * sizeof(uint16_t);
+  if (dst) {
+    prepack<KernBF16>(w, static_cast<uint16_t*>(dst));
+    *out = w;
+    out->packed = dst;
+    out->packed_tag = kPackedBf16Tag;
+  }
+  return bytes;
+}
+
 const KernelTable kAvx512 = {Isa::kAvx512,      matmul_avx512,      avx512::layer_norm,   avx512::rms_norm,
                              avx512::gelu_tanh, avx512::gelu_erf,   avx512::silu_mul,     avx512::softmax_rows,
-                             avx512::attention};
+                             avx512::attention, prepare_avx512};
 
 }  // namespace
 

@@ -149,7 +149,7 @@ void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
 }
 
 const KernelTable kRef = {Isa::kScalar, matmul_ref,   layer_norm_ref,   rms_norm_ref,  gelu_tanh_ref,
-                          gelu_erf_ref, silu_mul_ref, softmax_rows_ref, attention_ref};
+                          gelu_erf_ref, silu_mul_ref, softmax_rows_ref, attention_ref, nullptr};
 
 }  // namespace
 
