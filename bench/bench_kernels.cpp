@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 #ifdef DSVL2_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -146,6 +147,21 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   std::fflush(stdout);
 }
 
+// Q8_0 weights (int8 blocks, VNNI): decode is memory bound on 34/32 bytes per weight.
+void bench_q8_0(ThreadPool& pool, const MatmulShape& s) {
+  std::string label = std::string(s.name) + "/q8_0";
+  if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
+  const int64_t M = s.M, N = s.N, K = s.K;
+  std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2), y(size_t(M * N));
+  std::vector<BlockQ8_0> w(size_t(N * K / kQ8Block));
+  quantize_q8_0(wf.data(), N * K, w.data());
+  const double flop = 2.0 * M * N * K, bytes = double(N) * K * 34 / 32;
+  double t = time_best([&] { matmul_q8_0(x.data(), M, w.data(), N, K, nullptr, y.data(), pool); });
+  std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f GOP/s (%3.0f%% of 939 int8 peak), %5.1f GB/s weights\n",
+              label.c_str(), (long long)M, (long long)N, (long long)K, t * 1e3, flop / t * 1e-9, 100 * flop / t / 939e9,
+              bytes / t * 1e-9);
+}
+
 void bench_attention(const KernelTable& kt, ThreadPool& pool, int T, int S, int H, int D, bool causal) {
   std::string label = std::string("attention") + (causal ? "/causal" : "");
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
@@ -235,6 +251,8 @@ int main(int argc, char** argv) {
   }
   for (Compute c : {Compute::kBF16, Compute::kF32})
     for (const auto& s : shapes) bench_matmul(kt, pool, s, c);
+  for (const auto& s : shapes)
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 48 || s.M == 512)) bench_q8_0(pool, s);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
   bench_attention(kt, pool, 1024, 1024, 10, 128, true);
   bench_elementwise(kt);

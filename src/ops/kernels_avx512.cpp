@@ -291,11 +291,23 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
         const float* xr = x + m * K;
         __m512 acc[kDotRows];
         for (auto& v : acc) v = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k += 16) {
+        // Two vectors per row per step (independent chains), then a masked tail.
+        __m512 acc2[kDotRows];
+        for (auto& v : acc2) v = _mm512_setzero_ps();
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+          const __m512 x0 = _mm512_loadu_ps(xr + k), x1 = _mm512_loadu_ps(xr + k + 16);
+          for (int i = 0; i < kDotRows; i++) {
+            acc[i] = _mm512_fmadd_ps(x0, load_w16<D>(wr[i], k, 0xffff), acc[i]);
+            acc2[i] = _mm512_fmadd_ps(x1, load_w16<D>(wr[i], k + 16, 0xffff), acc2[i]);
+          }
+        }
+        for (; k < K; k += 16) {
           const __mmask16 t = tail16(K - k);
           const __m512 xv = _mm512_maskz_loadu_ps(t, xr + k);
           for (int i = 0; i < kDotRows; i++) acc[i] = _mm512_fmadd_ps(xv, load_w16<D>(wr[i], k, t), acc[i]);
         }
+        for (int i = 0; i < kDotRows; i++) acc[i] = _mm512_add_ps(acc[i], acc2[i]);
         for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[n + i] : 0.f);
       }
     }

@@ -23,18 +23,14 @@ void matmul_q8_0(const float* x, int64_t M, const void* w, int64_t N, int64_t K,
     for (int64_t m = m0; m < m1; m++) quantize_q8_0(x + m * K, K, xq.data() + m * nb);
   });
   std::vector<float> xd(size_t(M * nb));  // activation scales as f32
-  for (size_t i = 0; i < xd.size(); i++) xd[i] = f16_to_f32(xq[i].d);
+  for (size_t i = 0; i < xd.size(); i++) xd[i] = _cvtsh_ss(xq[i].d);
   const BlockQ8_0* W = static_cast<const BlockQ8_0*>(w);
   constexpr int R = 4;
   pool.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
-    std::vector<float> wd(size_t(R * nb));
     for (int64_t n = n0; n < n1; n += R) {
       const int nn = int(std::min<int64_t>(R, n1 - n));
       const BlockQ8_0* wr[R];
-      for (int i = 0; i < R; i++) {
-        wr[i] = W + (n + std::min(i, nn - 1)) * nb;
-        for (int64_t b = 0; b < nb; b++) wd[i * nb + b] = f16_to_f32(wr[i][b].d);
-      }
+      for (int i = 0; i < R; i++) wr[i] = W + (n + std::min(i, nn - 1)) * nb;
       for (int64_t m = 0; m < M; m++) {
         const BlockQ8_0* xr = xq.data() + m * nb;
         const float* xs = xd.data() + m * nb;
@@ -46,7 +42,7 @@ void matmul_q8_0(const float* x, int64_t M, const void* w, int64_t N, int64_t K,
             const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[i][b].qs));
             const __m256i isum =
                 _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
-            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(wd[i * nb + b] * xs[b]), acc[i]);
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(wr[i][b].d) * xs[b]), acc[i]);
           }
         }
         for (int i = 0; i < nn; i++) {
