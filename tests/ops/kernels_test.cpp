@@ -59,13 +59,13 @@ struct MatmulCase {
 
 // Covers: M=1..5 (small-M dot path), tails of the 12-row tile, N tails of the
 // 32-column panel and of 8-panel groups (> 256 columns), K odd / below one
-// vector / across the K blocks (256 f32, 512 bf16), few panels (rows split
+// vector / across the K blocks (256 f32, 1152 bf16), few panels (rows split
 // across threads).
 const MatmulCase kMatmulCases[] = {
     {1, 1, 1},     {1, 17, 3},    {2, 33, 31},   {3, 31, 17},     {4, 64, 64},    {5, 100, 33},
     {13, 3, 257},  {17, 257, 100}, {31, 33, 1},  {33, 17, 2},     {64, 300, 520}, {100, 64, 257},
     {12, 32, 512}, {24, 64, 256}, {25, 65, 257}, {7, 1000, 300},  {1, 129, 1030}, {3, 5, 1039},
-    {129, 600, 1030}, {40, 96, 1},
+    {129, 600, 1030}, {40, 96, 1},    {20, 70, 2333},
 };
 
 struct WeightStore {
@@ -151,7 +151,7 @@ TEST(Kernels, MatmulPreparedWeightsMatchReference) {
   ThreadPool pool(2);
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
-  for (const MatmulCase& mc : {MatmulCase{1, 70, 1030}, MatmulCase{2, 33, 31}, MatmulCase{3, 5, 1039},
+  for (const MatmulCase& mc : {MatmulCase{1, 70, 1030}, MatmulCase{2, 33, 31}, MatmulCase{3, 5, 2333},
                                MatmulCase{5, 100, 33}, MatmulCase{64, 300, 520}, MatmulCase{17, 257, 1}})
     for (DType dt : {DType::kBF16, DType::kF16})
       for (Compute c : {Compute::kBF16, Compute::kF32}) check_matmul(tables, mc, dt, c, true, pool, true);
