@@ -2,26 +2,48 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace dsvl2 {
 
 namespace {
 struct Entry {
   DType t;
   const char* name;
-  size_t size;
+  size_t size;      // bytes per block
+  int64_t block;    // elements per block (1 = scalar type, valid in safetensors)
 };
+// Block sizes match ggml-common.h (QK4_0 = QK8_0 = 32, QK_K = 256) and the
+// GGUF table in io/gguf_types.h (checked there by static_assert).
 constexpr Entry kTable[] = {
-    {DType::kF32, "F32", 4}, {DType::kF16, "F16", 2}, {DType::kBF16, "BF16", 2},
-    {DType::kF64, "F64", 8}, {DType::kI64, "I64", 8}, {DType::kI32, "I32", 4},
-    {DType::kI16, "I16", 2}, {DType::kI8, "I8", 1},   {DType::kU8, "U8", 1},
-    {DType::kBool, "BOOL", 1},
+    {DType::kF32, "F32", 4, 1},       {DType::kF16, "F16", 2, 1},       {DType::kBF16, "BF16", 2, 1},
+    {DType::kF64, "F64", 8, 1},       {DType::kI64, "I64", 8, 1},       {DType::kI32, "I32", 4, 1},
+    {DType::kI16, "I16", 2, 1},       {DType::kI8, "I8", 1, 1},         {DType::kU8, "U8", 1, 1},
+    {DType::kBool, "BOOL", 1, 1},     {DType::kQ4_0, "Q4_0", 18, 32},   {DType::kQ8_0, "Q8_0", 34, 32},
+    {DType::kQ4_K, "Q4_K", 144, 256}, {DType::kQ6_K, "Q6_K", 210, 256}, {DType::kQ8_K, "Q8_K", 292, 256},
 };
+
+const Entry& entry(DType t) {
+  for (const auto& e : kTable)
+    if (e.t == t) return e;
+  check_failed(__FILE__, __LINE__, "known dtype", strformat("dtype %d", int(t)));
+}
 }  // namespace
 
 size_t dtype_size(DType t) {
-  for (const auto& e : kTable)
-    if (e.t == t) return e.size;
-  return 0;
+  const Entry& e = entry(t);
+  DSVL2_CHECK(e.block == 1, "dtype_size(%s): a block-quantized type has no per-element size", e.name);
+  return e.size;
+}
+
+bool dtype_is_quantized(DType t) { return entry(t).block > 1; }
+int64_t dtype_block_elems(DType t) { return entry(t).block; }
+size_t dtype_block_bytes(DType t) { return entry(t).size; }
+
+bool dtype_bytes(DType t, int64_t n, uint64_t* out) {
+  const Entry& e = entry(t);
+  if (n < 0 || n % e.block != 0) return false;
+  return !__builtin_mul_overflow(uint64_t(n / e.block), uint64_t(e.size), out);
 }
 
 const char* dtype_name(DType t) {
@@ -32,7 +54,7 @@ const char* dtype_name(DType t) {
 
 bool dtype_from_name(std::string_view name, DType* out) {
   for (const auto& e : kTable)
-    if (name == e.name) {
+    if (e.block == 1 && name == e.name) {
       *out = e.t;
       return true;
     }

@@ -8,12 +8,26 @@
 
 namespace dsvl2 {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
+// Scalar types, then block-quantized ggml types (only found in GGUF files).
+// A block type packs dtype_block_elems() consecutive elements of a row (the
+// last PyTorch dimension) into dtype_block_bytes() bytes; the layouts are
+// ggml's (ggml-common.h), see io/gguf_types.h for the full ggml type table.
+//   kQ4_0: f16 scale + 16 bytes of nibbles per 32       kQ8_0: f16 scale + 32 int8 per 32
+//   kQ4_K / kQ6_K / kQ8_K: 256-element super-blocks (144 / 210 / 292 bytes)
+enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQ4_0, kQ8_0, kQ4_K, kQ6_K, kQ8_K };
 
+// Bytes per element of a scalar type. Block types have no per-element size:
+// calling this with one is a bug (DSVL2_CHECK); use dtype_row_bytes.
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...
-// Parses a safetensors dtype string; returns false for unknown names.
+const char* dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...; "Q8_0" for block types
+// Parses a safetensors dtype string (scalar types only); false for unknown names.
 bool dtype_from_name(std::string_view name, DType* out);
+bool dtype_is_quantized(DType t);    // a block type
+int64_t dtype_block_elems(DType t);  // 1 for scalar types
+size_t dtype_block_bytes(DType t);   // == dtype_size for scalar types
+// Bytes of `n` elements, n a multiple of the block size; false on overflow or
+// a partial block.
+bool dtype_bytes(DType t, int64_t n, uint64_t* out);
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;

@@ -20,7 +20,12 @@ std::string shape_str(const Shape& s) {
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_) DSVL2_CHECK(d >= 0, "negative dimension in %s", shape_str(shape_).c_str());
-  nbytes_ = size_t(numel()) * dtype_size(dtype_);
+  // Block-quantized tensors hold whole blocks of the last (row) dimension.
+  uint64_t nb = 0;
+  bool rows_ok = !dtype_is_quantized(dtype_) || (!shape_.empty() && shape_.back() % dtype_block_elems(dtype_) == 0);
+  DSVL2_CHECK(rows_ok && dtype_bytes(dtype_, numel(), &nb), "%s tensor %s: rows must be whole blocks",
+              dtype_name(dtype_), shape_str(shape_).c_str());
+  nbytes_ = size_t(nb);
   size_t alloc = (nbytes_ + 63) / 64 * 64;
   if (alloc == 0) alloc = 64;
   void* p = std::aligned_alloc(64, alloc);

@@ -22,6 +22,13 @@ struct DecodeLimits {
 
 // Decodes JPEG, PNG (8/16-bit, gray, palette, alpha), WebP, BMP and GIF (first
 // frame), sniffing the format from the bytes. `what` names the source in errors.
+// Pixels are those of PIL 9.4's Image.open(f).convert("RGB") (JPEG through the
+// same libjpeg-turbo at default settings); per-format details are documented in
+// decode_<format>.cpp (e.g. 16-bit PNG keeps the high byte, but 16-bit gray is
+// clipped to 255 as PIL's mode "I" conversion does). EXIF orientation is not
+// applied, as the official processor does not apply it. Throws Error for
+// unknown formats, truncated or corrupt data, zero sizes, and images over
+// limits.max_pixels (checked from the header, before pixels are allocated).
 Image decode_image(const uint8_t* data, size_t size, const std::string& what, const DecodeLimits& limits = {});
 Image load_image(const std::string& path, const DecodeLimits& limits = {});
 

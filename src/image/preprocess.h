@@ -2,6 +2,8 @@
 // (DeepseekVLV2Processor.tokenize_with_images): best grid, PIL-bicubic
 // ImageOps.pad, global view + local tiles, normalisation.
 #pragma once
+#include <array>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -25,5 +27,24 @@ struct PreprocessResult {
 int64_t image_token_count(int num_width_tiles, int num_height_tiles, const ProcessorConfig& cfg);
 
 PreprocessResult preprocess_images(const std::vector<Image>& images, const ProcessorConfig& cfg, CropMode crop);
+
+// The steps, exposed for tests and tools.
+
+// select_best_resolution: the candidate (width, height) maximising
+// min(downscaled area, original area), ties to the least wasted area; the first
+// candidate wins exact ties. Candidates are (width, height) as the official
+// code unpacks them. Throws Error on an empty list.
+std::pair<int, int> select_best_resolution(int width, int height,
+                                           const std::vector<std::pair<int, int>>& candidates);
+
+// ImageOps.pad(img, (W, H), method=BICUBIC, color) of Pillow 9.4: aspect-preserving
+// bicubic resize (ImageOps.contain) pasted centred on a W x H canvas of `color`.
+Image pil_pad(const Image& img, int W, int H, const std::array<uint8_t, 3>& color);
+
+// The background of the padded views: tuple(int(x * 255) for x in image_mean).
+std::array<uint8_t, 3> pad_color(const ProcessorConfig& cfg);
+
+// Crop policy: kAuto crops when the conversation has at most two images.
+bool cropping_enabled(CropMode crop, size_t n_images);
 
 }  // namespace dsvl2

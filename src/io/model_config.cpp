@@ -23,6 +23,8 @@ struct Reader {
     if (!present(k)) return;
     const json& x = j[k];
     if (!x.is_number_integer()) DSVL2_FAIL("%s.%s: expected an integer, got %s", what.c_str(), k, x.dump().c_str());
+    if (x.is_number_unsigned() && x.get<uint64_t>() > uint64_t(hi))  // would wrap in get<long>
+      DSVL2_FAIL("%s.%s = %s is out of range [%ld, %ld]", what.c_str(), k, x.dump().c_str(), lo, hi);
     long n = x.get<long>();
     if (n < lo || n > hi) DSVL2_FAIL("%s.%s = %ld is out of range [%ld, %ld]", what.c_str(), k, n, lo, hi);
     *v = int(n);

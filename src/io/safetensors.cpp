@@ -27,13 +27,33 @@ std::string escape(std::string_view s) {
   return out;
 }
 
+// Strict UTF-8 as Rust's str::from_utf8 (the reference reader) accepts it:
+// no overlong forms, no surrogates, nothing above U+10FFFF.
 bool valid_utf8(const uint8_t* p, size_t n) {
   size_t i = 0;
   while (i < n) {
     uint8_t c = p[i];
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > n) return false;
-    for (int k = 1; k < len; k++)
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    int len;
+    uint8_t lo = 0x80, hi = 0xbf;  // allowed range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;  // overlong
+      if (c == 0xed) hi = 0x9f;  // surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;  // overlong
+      if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i < size_t(len) || p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (int k = 2; k < len; k++)
       if ((p[i + k] & 0xc0) != 0x80) return false;
     i += len;
   }
@@ -57,14 +77,18 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
   const uint8_t* hdr = data + 8;
   if (!valid_utf8(hdr, n)) DSVL2_FAIL("%s: safetensors header is not valid UTF-8", w);
 
-  // Duplicate keys: nlohmann keeps the last one silently, so watch the keys
-  // of the top-level object (depth 1) while parsing.
-  std::set<std::string> seen_keys;
+  // Duplicate keys: nlohmann keeps the last one silently, so track the keys
+  // of every open object while parsing (tensor entries too: two "dtype"s).
+  std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
-    if (ev == json::parse_event_t::key && depth == 1) {
+    if (ev == json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (ev == json::parse_event_t::key && !open_objects.empty()) {
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (!seen_keys.insert(k).second && duplicate.empty()) duplicate = k;
+      if (!open_objects.back().insert(k).second && duplicate.empty()) duplicate = k;
     }
     return true;
   };
@@ -171,6 +195,9 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Entry>
   std::set<std::string> names;
   for (const auto& e : entries_) {
     if (!names.insert(e.name).second) DSVL2_FAIL("%s: duplicate tensor name \"%s\"", path.c_str(), e.name.c_str());
+    if (dtype_is_quantized(e.dtype))
+      DSVL2_FAIL("%s: tensor \"%s\": %s is a GGUF block type, not a safetensors dtype", path.c_str(), e.name.c_str(),
+                 dtype_name(e.dtype));
     uint64_t n = uint64_t(shape_numel(e.shape)) * dtype_size(e.dtype);
     j[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + n}}};
     sizes_.push_back(n);

@@ -1,0 +1,72 @@
+#include "llm/attention_mha.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+
+namespace dsvl2 {
+
+namespace {
+const float* opt(const Tensor& t) { return t.data() ? t.f32() : nullptr; }  // absent bias
+}  // namespace
+
+AttentionMha AttentionMha::load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c) {
+  // LlamaAttention._init_rope only knows linear/dynamic scaling; yarn would raise there.
+  DSVL2_REQUIRE(c.rope_scaling.type.empty(), "MHA attention (use_mla false) does not support rope_scaling \"%s\"",
+                c.rope_scaling.type.c_str());
+  const int hd = c.head_dim();
+  AttentionMha a(c.num_attention_heads, c.num_key_value_heads, hd, Rope(hd, c.rope_theta, RopeScaling{}));
+  a.hidden_ = c.hidden_size;
+  const int64_t qw = int64_t(a.H_) * hd, kw = int64_t(a.Hkv_) * hd;
+  a.q_ = load_linear(src, prefix + "q_proj.weight", qw, c.hidden_size);
+  a.k_ = load_linear(src, prefix + "k_proj.weight", kw, c.hidden_size);
+  a.v_ = load_linear(src, prefix + "v_proj.weight", kw, c.hidden_size);
+  a.o_ = load_linear(src, prefix + "o_proj.weight", c.hidden_size, qw);
+  if (c.attention_bias) {
+    a.q_b_ = load_vector(src, prefix + "q_proj.bias", qw);
+    a.k_b_ = load_vector(src, prefix + "k_proj.bias", kw);
+    a.v_b_ = load_vector(src, prefix + "v_proj.bias", kw);
+    a.o_b_ = load_vector(src, prefix + "o_proj.bias", c.hidden_size);
+  }
+  return a;
+}
+
+void AttentionMha::forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const {
+  const int pos0 = cache.length();
+  const int64_t qw = int64_t(H_) * hd_, kw = int64_t(Hkv_) * hd_;
+  std::vector<float> q(size_t(T * qw)), att(size_t(T * qw));
+  float* k = cache.k_row(layer, pos0);
+  float* v = cache.v_row(layer, pos0);
+  ops.linear(x, T, q_, opt(q_b_), q.data());
+  ops.linear(x, T, k_, opt(k_b_), k);
+  ops.linear(x, T, v_, opt(v_b_), v);
+  rope_.apply(q.data(), T, H_, qw, hd_, pos0, RopeStyle::kNeox);
+  rope_.apply(k, T, Hkv_, kw, hd_, pos0, RopeStyle::kNeox);
+
+  AttentionArgs a;
+  a.q = q.data();
+  a.q_stride_t = qw;
+  a.q_stride_h = hd_;
+  a.k = cache.k_row(layer, 0);
+  a.k_stride_s = kw;
+  a.k_stride_h = hd_;
+  a.v = cache.v_row(layer, 0);
+  a.v_stride_s = kw;
+  a.v_stride_h = hd_;
+  a.out = att.data();
+  a.o_stride_t = qw;
+  a.o_stride_h = hd_;
+  a.T = T;
+  a.S = pos0 + T;
+  a.H = H_;
+  a.Hkv = Hkv_;
+  a.Dk = a.Dv = hd_;
+  a.scale = float(1.0 / std::sqrt(double(hd_)));
+  a.causal = true;
+  a.q_pos0 = pos0;
+  ops.attention(a);
+  ops.linear(att.data(), T, o_, opt(o_b_), y);
+}
+
+}  // namespace dsvl2

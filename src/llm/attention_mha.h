@@ -1,0 +1,34 @@
+// Multi-head attention for use_mla false (DeepSeek-VL2 Tiny): the official code
+// then uses transformers-4.38 LlamaAttention — q/k/v/o projections (bias when
+// attention_bias), NeoX RoPE over the full head, scale 1/sqrt(head_dim), GQA
+// when num_key_value_heads < num_attention_heads. The cache keeps roped k and v.
+#pragma once
+#include <string>
+
+#include "io/model_config.h"
+#include "llm/kv_cache.h"
+#include "llm/rope.h"
+#include "llm/weights.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+
+class AttentionMha {
+ public:
+  // `prefix` ends with "self_attn.".
+  static AttentionMha load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c);
+  // x[T, hidden] at positions cache.length() + t; stores this layer's k/v rows
+  // (the caller reserved them) and writes y[T, hidden].
+  void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
+
+ private:
+  AttentionMha(int heads, int kv_heads, int head_dim, const Rope& rope)
+      : H_(heads), Hkv_(kv_heads), hd_(head_dim), rope_(rope) {}
+  int H_, Hkv_, hd_;
+  int64_t hidden_ = 0;
+  Rope rope_;
+  Weight q_, k_, v_, o_;
+  Tensor q_b_, k_b_, v_b_, o_b_;  // biases when attention_bias
+};
+
+}  // namespace dsvl2

@@ -1,0 +1,148 @@
+#include "llm/attention_mla.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+
+namespace dsvl2 {
+
+namespace {
+const float* opt(const Tensor& t) { return t.data() ? t.f32() : nullptr; }  // absent bias
+constexpr float kLoraNormEps = 1e-6f;  // DeepseekV2RMSNorm default, not rms_norm_eps
+}  // namespace
+
+AttentionMla AttentionMla::load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c) {
+  AttentionMla a(Rope(c.qk_rope_head_dim, c.rope_theta, c.rope_scaling));
+  a.H_ = c.num_attention_heads;
+  a.nope_ = c.qk_nope_head_dim;
+  a.rope_dim_ = c.qk_rope_head_dim;
+  a.v_dim_ = c.v_head_dim;
+  a.lora_ = c.kv_lora_rank;
+  a.q_lora_ = c.q_lora_rank;
+  a.hidden_ = c.hidden_size;
+  const int64_t qhd = a.nope_ + a.rope_dim_, D = c.hidden_size;
+  double scale = std::pow(double(qhd), -0.5);
+  if (c.rope_scaling.type == "yarn" && c.rope_scaling.mscale_all_dim != 0) {
+    double m = yarn_get_mscale(c.rope_scaling.factor, c.rope_scaling.mscale_all_dim);
+    scale = scale * m * m;
+  }
+  a.scale_ = float(scale);
+
+  if (a.q_lora_ == 0) {
+    a.q_ = load_linear(src, prefix + "q_proj.weight", a.H_ * qhd, D);
+  } else {
+    a.q_a_ = load_linear(src, prefix + "q_a_proj.weight", a.q_lora_, D);
+    a.q_a_norm_ = load_vector(src, prefix + "q_a_layernorm.weight", a.q_lora_);
+    a.q_b_ = load_linear(src, prefix + "q_b_proj.weight", a.H_ * qhd, a.q_lora_);
+    if (c.attention_bias) a.q_a_bias_ = load_vector(src, prefix + "q_a_proj.bias", a.q_lora_);
+  }
+  a.kv_a_ = load_linear(src, prefix + "kv_a_proj_with_mqa.weight", a.lora_ + a.rope_dim_, D);
+  a.kv_a_norm_ = load_vector(src, prefix + "kv_a_layernorm.weight", a.lora_);
+  a.kv_b_ = load_linear(src, prefix + "kv_b_proj.weight", int64_t(a.H_) * (a.nope_ + a.v_dim_), a.lora_);
+  a.o_ = load_linear(src, prefix + "o_proj.weight", D, int64_t(a.H_) * a.v_dim_);
+  if (c.attention_bias) {
+    a.kv_a_bias_ = load_vector(src, prefix + "kv_a_proj_with_mqa.bias", a.lora_ + a.rope_dim_);
+    a.o_bias_ = load_vector(src, prefix + "o_proj.bias", D);
+  }
+
+  // W_uk[h] = kv_b rows [h*(nope+v), h*(nope+v)+nope) x kv_lora; store its transpose.
+  const size_t es = dtype_size(a.kv_b_.dtype);
+  a.uk_t_ = Tensor(a.kv_b_.dtype, {a.H_, a.lora_, a.nope_});
+  const auto* srcb = static_cast<const uint8_t*>(a.kv_b_.data);
+  auto* dst = static_cast<uint8_t*>(a.uk_t_.data());
+  for (int h = 0; h < a.H_; h++)
+    for (int i = 0; i < a.nope_; i++)
+      for (int l = 0; l < a.lora_; l++) {
+        const size_t from = (size_t(h) * (a.nope_ + a.v_dim_) + i) * a.lora_ + l;
+        const size_t to = (size_t(h) * a.lora_ + l) * a.nope_ + i;
+        std::memcpy(dst + to * es, srcb + from * es, es);
+      }
+  return a;
+}
+
+void AttentionMla::forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const {
+  const int pos0 = cache.length();
+  const int64_t qhd = nope_ + rope_dim_, kvw = lora_ + rope_dim_;
+  const int64_t qw = int64_t(H_) * qhd;
+
+  // Queries.
+  std::vector<float> q(size_t(T * qw));
+  if (q_lora_ == 0) {
+    ops.linear(x, T, q_, nullptr, q.data());
+  } else {
+    std::vector<float> qa(size_t(T) * q_lora_), qn(qa.size());
+    ops.linear(x, T, q_a_, opt(q_a_bias_), qa.data());
+    ops.k->rms_norm(qa.data(), T, q_lora_, q_a_norm_.f32(), kLoraNormEps, qn.data());
+    ops.linear(qn.data(), T, q_b_, nullptr, q.data());
+  }
+  // Compressed kv straight into the cache rows: [c | k_pe], normalise c, rope k_pe.
+  float* kv = cache.k_row(layer, pos0);
+  {
+    std::vector<float> raw(size_t(T * kvw));
+    ops.linear(x, T, kv_a_, opt(kv_a_bias_), raw.data());
+    for (int t = 0; t < T; t++) {
+      ops.k->rms_norm(raw.data() + t * kvw, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv + t * kvw);
+      std::memcpy(kv + t * kvw + lora_, raw.data() + t * kvw + lora_, size_t(rope_dim_) * 4);
+    }
+  }
+  rope_.apply(kv + lora_, T, 1, kvw, 0, pos0, RopeStyle::kInterleaved);
+  rope_.apply(q.data() + nope_, T, H_, qw, qhd, pos0, RopeStyle::kInterleaved);
+
+  // Absorbed queries [T, H, kv_lora + rope] = [q_nope W_uk | q_pe].
+  std::vector<float> qc(size_t(T) * H_ * kvw), qn(size_t(T) * nope_), qa(size_t(T) * lora_);
+  const size_t es = dtype_size(uk_t_.dtype());
+  for (int h = 0; h < H_; h++) {
+    for (int t = 0; t < T; t++) {
+      const float* src = q.data() + t * qw + h * qhd;
+      std::memcpy(qn.data() + int64_t(t) * nope_, src, size_t(nope_) * 4);
+      std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw + lora_, src + nope_, size_t(rope_dim_) * 4);
+    }
+    Weight uk{uk_t_.dtype(), lora_, nope_, static_cast<const uint8_t*>(uk_t_.data()) + size_t(h) * lora_ * nope_ * es};
+    ops.linear(qn.data(), T, uk, nullptr, qa.data());
+    for (int t = 0; t < T; t++)
+      std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw, qa.data() + int64_t(t) * lora_, size_t(lora_) * 4);
+  }
+
+  // MQA over the cache: keys [c | k_pe], values c. Output per head [H, T, kv_lora].
+  std::vector<float> lat(size_t(H_) * T * lora_);
+  AttentionArgs a;
+  a.q = qc.data();
+  a.q_stride_t = int64_t(H_) * kvw;
+  a.q_stride_h = kvw;
+  a.k = cache.k_row(layer, 0);
+  a.k_stride_s = kvw;
+  a.k_stride_h = 0;
+  a.v = a.k;
+  a.v_stride_s = kvw;
+  a.v_stride_h = 0;
+  a.out = lat.data();
+  a.o_stride_t = lora_;
+  a.o_stride_h = int64_t(T) * lora_;
+  a.T = T;
+  a.S = pos0 + T;
+  a.H = H_;
+  a.Hkv = 1;
+  a.Dk = int(kvw);
+  a.Dv = lora_;
+  a.scale = scale_;
+  a.causal = true;
+  a.q_pos0 = pos0;
+  ops.attention(a);
+
+  // Up-project the latent output per head with W_uv, then o_proj.
+  const int64_t ow = int64_t(H_) * v_dim_;
+  std::vector<float> att(size_t(T * ow)), vh(size_t(T) * v_dim_);
+  const size_t kes = dtype_size(kv_b_.dtype);
+  for (int h = 0; h < H_; h++) {
+    const auto* base = static_cast<const uint8_t*>(kv_b_.data) + (size_t(h) * (nope_ + v_dim_) + nope_) * lora_ * kes;
+    Weight uv{kv_b_.dtype, v_dim_, lora_, base};
+    ops.linear(lat.data() + int64_t(h) * T * lora_, T, uv, nullptr, vh.data());
+    for (int t = 0; t < T; t++)
+      std::memcpy(att.data() + t * ow + int64_t(h) * v_dim_, vh.data() + int64_t(t) * v_dim_, size_t(v_dim_) * 4);
+  }
+  ops.linear(att.data(), T, o_, opt(o_bias_), y);
+}
+
+}  // namespace dsvl2

@@ -1,0 +1,44 @@
+// Multi-head latent attention, the weight-absorbed eager DeepseekV2Attention
+// (DeepSeek-VL2 Small / Base):
+//   q      = q_proj(x)  or  q_b_proj(RMSNorm_1e-6(q_a_proj(x)))       [T, H, nope + rope]
+//   c, kpe = kv_a_proj_with_mqa(x); c = RMSNorm_1e-6(c)                 cached: [c | roped kpe]
+//   kv_b_proj.weight viewed [H, nope + v, kv_lora] = [W_uk ; W_uv] per head
+//   score  = (q_pe . k_pe + (q_nope W_uk) . c) * scale                  (MQA over [c | kpe])
+//   out    = o_proj(((softmax_f32(score) @ c) W_uv^T) over heads)
+// scale = (nope + rope)^-0.5, times mscale(factor, mscale_all_dim)^2 under yarn.
+// RoPE on q_pe / k_pe is the interleaved-pair form (see rope.h).
+#pragma once
+#include <string>
+
+#include "io/model_config.h"
+#include "llm/kv_cache.h"
+#include "llm/rope.h"
+#include "llm/weights.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+
+class AttentionMla {
+ public:
+  // `prefix` ends with "self_attn.".
+  static AttentionMla load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c);
+  // x[T, hidden] at positions cache.length() + t; stores this layer's cache rows
+  // (the caller reserved them) and writes y[T, hidden].
+  void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
+  float softmax_scale() const { return scale_; }
+
+ private:
+  explicit AttentionMla(const Rope& rope) : rope_(rope) {}
+  int H_ = 0, nope_ = 0, rope_dim_ = 0, v_dim_ = 0, lora_ = 0, q_lora_ = 0;
+  int64_t hidden_ = 0;
+  float scale_ = 1.f;
+  Rope rope_;
+  Weight q_, q_a_, q_b_, kv_a_, kv_b_, o_;
+  Tensor q_a_norm_, kv_a_norm_;
+  Tensor q_a_bias_, kv_a_bias_, o_bias_;  // when attention_bias
+  // W_uk^T per head [H, kv_lora, nope] in the stored dtype (exact copy), so that
+  // absorbing q_nope is an ordinary Linear; W_uv is a view into kv_b_proj.
+  Tensor uk_t_;
+};
+
+}  // namespace dsvl2

@@ -1,0 +1,94 @@
+// The DeepSeekMoE language model of DeepSeek-VL2 (DeepseekV2ForCausalLM):
+// embed_tokens -> layers of [x += attn(RMSNorm(x)); x += ffn(RMSNorm(x))] ->
+// final RMSNorm -> untied lm_head, logits in f32. Attention is MHA (Tiny) or
+// MLA (Small / Base); the FFN is a dense MLP for layers < first_k_dense_replace
+// (or off the moe_layer_freq grid), else the MoE.
+//
+// The model is immutable after construction; all per-sequence state lives in a
+// KVCache passed to forward(), so one model serves several sessions:
+//
+//   Checkpoint ckpt(dir);
+//   LanguageModel lm(cfg.language, checkpoint_source(ckpt));   // ckpt must outlive lm
+//   KVCache cache(cfg.language);                               // context = max_position_embeddings
+//   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kLast);
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "llm/attention_mha.h"
+#include "llm/attention_mla.h"
+#include "llm/kv_cache.h"
+#include "llm/mlp.h"
+#include "llm/moe.h"
+#include "llm/weights.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+
+enum class LogitsMode { kNone, kLast, kAll };
+
+// Prompt chunk size of the official incremental_prefilling: bounds activation
+// memory for long prompts; results do not depend on it.
+constexpr int kDefaultPrefillChunk = 512;
+
+class LanguageModel {
+ public:
+  // `prefix` is prepended to every state_dict name ("language." in DeepSeek-VL2).
+  LanguageModel(const LanguageConfig& config, const WeightSource& src, const std::string& prefix = "language.");
+  LanguageModel(LanguageModel&&) = default;
+  ~LanguageModel();
+
+  const LanguageConfig& config() const { return cfg_; }
+
+  // Token embeddings [T, hidden] (f32). Error for ids outside the vocabulary.
+  Tensor embed(const std::vector<int>& ids) const;
+  void embed(const int* ids, int T, float* out) const;
+
+  // Runs T new positions (embeds[T, hidden]) after the cache.length() already
+  // stored, in chunks of at most `chunk` tokens, and appends them to the cache.
+  // Returns logits [T, vocab] (kAll), [1, vocab] (kLast) or an empty tensor.
+  // Errors (cache untouched): T < 1, a cache built for another config, or
+  // cache.length() + T over the cache's context.
+  Tensor forward(const float* embeds, int T, KVCache& cache, const Ops& ops, LogitsMode mode = LogitsMode::kLast,
+                 int chunk = kDefaultPrefillChunk) const;
+  // One decoding step: embeds `token` at position cache.length(), returns its logits [1, vocab].
+  Tensor step(int token, KVCache& cache, const Ops& ops) const;
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_norm;
+    std::optional<AttentionMha> mha;
+    std::optional<AttentionMla> mla;
+    std::optional<Mlp> dense;
+    std::optional<Moe> moe;
+  };
+  void run_chunk(float* h, int T, KVCache& cache, const Ops& ops) const;
+
+  LanguageConfig cfg_;
+  Weight embed_tokens_, lm_head_;
+  Tensor final_norm_;
+  std::vector<Layer> layers_;
+};
+
+// Greedy decoding with the cache: prompt positions 0..T-1 (after whatever the
+// cache holds), generated token i at T + i. Never stops early (stop_token < 0)
+// unless stop_token is produced. step_logits[i] are the logits that chose ids[i].
+struct GreedyResult {
+  std::vector<int> ids;
+  Tensor step_logits;  // [ids.size(), vocab]
+};
+struct GenerateOptions {
+  int max_new_tokens = 8;
+  int prefill_chunk = kDefaultPrefillChunk;
+  int stop_token = -1;
+};
+GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
+                             const GenerateOptions& opt = {});
+
+// Index of the largest logit (first one on ties, as torch.argmax).
+int argmax(const float* logits, int64_t n);
+
+}  // namespace dsvl2

@@ -1,0 +1,21 @@
+// DeepseekV2MLP: down_proj(silu(gate_proj(x)) * up_proj(x)), no biases. Used for
+// the dense layers, each routed expert and the shared experts.
+#pragma once
+#include <string>
+
+#include "llm/weights.h"
+#include "ops/ops.h"
+
+namespace dsvl2 {
+
+struct Mlp {
+  Weight gate, up, down;  // [inter, hidden], [inter, hidden], [hidden, inter]
+  int64_t hidden = 0, inter = 0;
+
+  // `prefix` ends with '.', e.g. "language.model.layers.0.mlp.".
+  static Mlp load(const WeightSource& src, const std::string& prefix, int64_t hidden, int64_t inter);
+  // y[T, hidden] for x[T, hidden]; y may not alias x.
+  void forward(const float* x, int64_t T, float* y, const Ops& ops) const;
+};
+
+}  // namespace dsvl2

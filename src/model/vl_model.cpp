@@ -1,0 +1,68 @@
+#include "model/vl_model.h"
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/tensor_registry.h"
+
+namespace dsvl2 {
+
+VisionLanguageModel::VisionLanguageModel(const std::string& dir) : dir_(dir) {
+  if (!is_directory(dir)) DSVL2_FAIL("%s: not a checkpoint folder", dir.c_str());
+  cfg_ = load_vl_config(dir);
+  // processor_config.json is optional for our own folders: derive it from the
+  // model config (same candidate resolutions, official defaults otherwise).
+  if (file_exists(path_join(dir, "processor_config.json"))) {
+    proc_ = load_processor_config(dir);
+  } else {
+    proc_.candidate_resolutions = cfg_.candidate_resolutions;
+    proc_.image_size = cfg_.candidate_resolutions[0].first;
+    proc_.patch_size = cfg_.vision.patch_size;
+    proc_.downsample_ratio = cfg_.projector.downsample_ratio;
+  }
+  ckpt_ = std::make_unique<Checkpoint>(dir);
+  validate_checkpoint(*ckpt_, cfg_);
+  vision_ = std::make_unique<VisionModel>(VisionModel::load(*ckpt_, cfg_));
+  lm_ = std::make_unique<LanguageModel>(cfg_.language, checkpoint_source(*ckpt_));
+  if (file_exists(path_join(dir, "tokenizer.json"))) {
+    tok_.emplace(Tokenizer::load(dir));
+    if (auto id = tok_->token_to_id(proc_.image_token)) image_token_id_ = *id;
+    if (tok_->vocab_size() > cfg_.language.vocab_size)
+      DSVL2_FAIL("%s: tokenizer has %d ids but the model's vocab_size is %d", dir.c_str(), tok_->vocab_size(),
+                 cfg_.language.vocab_size);
+  }
+}
+
+VisionLanguageModel::~VisionLanguageModel() = default;
+
+const Tokenizer& VisionLanguageModel::tokenizer() const {
+  if (!tok_) DSVL2_FAIL("%s: no tokenizer.json in the checkpoint folder", dir_.c_str());
+  return *tok_;
+}
+
+Tensor VisionLanguageModel::embed_prompt(const std::vector<int32_t>& ids, int image_token_id,
+                                         const PreprocessResult* images, const Ops& ops, VisionTrace* trace) const {
+  if (ids.empty()) DSVL2_FAIL("empty prompt: no token ids");
+  Tensor embeds = lm_->embed(std::vector<int>(ids.begin(), ids.end()));
+  int64_t n_image_positions = 0;
+  for (int32_t id : ids) n_image_positions += id == image_token_id;
+  if (n_image_positions == 0) {
+    if (images && images->num_image_tokens.numel() > 0)
+      DSVL2_FAIL("the prompt has %lld image(s) but no image token (id %d) positions",
+                 (long long)images->num_image_tokens.numel(), image_token_id);
+    return embeds;
+  }
+  if (!images || images->num_image_tokens.numel() == 0)
+    DSVL2_FAIL("the prompt has %lld image-token positions (id %d) but no images were given",
+               (long long)n_image_positions, image_token_id);
+  int64_t expected = 0;
+  for (int64_t i = 0; i < images->num_image_tokens.numel(); i++) expected += images->num_image_tokens.as<int64_t>()[i];
+  if (expected != n_image_positions)
+    DSVL2_FAIL("the prompt has %lld image-token positions but the %lld image(s) need %lld", (long long)n_image_positions,
+               (long long)images->num_image_tokens.numel(), (long long)expected);
+  Tensor image_tokens = vision_->embed_images(images->pixel_values, images->images_spatial_crop, ops, trace);
+  std::vector<int64_t> ids64(ids.begin(), ids.end());
+  splice_image_embeddings(embeds, ids64, image_token_id, image_tokens);
+  return embeds;
+}
+
+}  // namespace dsvl2

@@ -1,0 +1,127 @@
+// The decoder against the official DeepseekV2ForCausalLM outputs: for every
+// prompt of the three model cases, the full-prompt logits, the 8 greedy ids and
+// the logits of every greedy step (KV-cache path), in f32 and bf16 compute.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "llm/decoder.h"
+#include "test_util.h"
+
+namespace dsvl2 {
+namespace {
+
+Tensor load_f32(const SafetensorsFile& f, const std::string& name) {
+  const SafetensorsTensor* t = f.find(name);
+  if (!t) throw Error("missing " + name);
+  return to_f32(t->view);
+}
+
+std::vector<int> load_ids(const SafetensorsFile& f, const std::string& name) {
+  const SafetensorsTensor* t = f.find(name);
+  if (!t || t->view.dtype != DType::kI64) throw Error("missing I64 " + name);
+  std::vector<int> out(size_t(t->view.numel()));
+  for (size_t i = 0; i < out.size(); i++) {
+    int64_t v;
+    std::memcpy(&v, static_cast<const uint8_t*>(t->view.data) + i * 8, 8);
+    out[i] = int(v);
+  }
+  return out;
+}
+
+std::vector<std::string> prompts_of(const SafetensorsFile& f) {
+  std::vector<std::string> out;
+  const std::string suffix = ".inputs_embeds";
+  for (const auto& t : f.tensors())
+    if (t.name.size() > suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      out.push_back(t.name.substr(0, t.name.size() - suffix.size()));
+  return out;
+}
+
+class LlmGolden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
+  DSVL2_REQUIRE_GOLDEN();
+  const std::string dir = test::golden_dir() + "/" + GetParam();
+  VLConfig cfg = load_vl_config(dir);
+  Checkpoint ckpt(dir);
+  LanguageModel lm(cfg.language, checkpoint_source(ckpt));
+  SafetensorsFile exp(dir + "/expected.safetensors");
+  ThreadPool pool(2);
+  Ops ops{&kernels_best(), &pool, Compute::kF32};
+  Ops ops_bf16 = ops;
+  ops_bf16.compute = Compute::kBF16;
+  const int64_t V = cfg.language.vocab_size;
+
+  auto prompts = prompts_of(exp);
+  ASSERT_FALSE(prompts.empty());
+  for (const std::string& p : prompts) {
+    SCOPED_TRACE(p);
+    Tensor embeds = load_f32(exp, p + ".inputs_embeds");
+    Tensor want_logits = load_f32(exp, p + ".logits");
+    Tensor want_steps = load_f32(exp, p + ".generated_step_logits");
+    std::vector<int> want_ids = load_ids(exp, p + ".generated_ids");
+    const int T = int(embeds.dim(0));
+    ASSERT_EQ(embeds.dim(1), cfg.language.hidden_size);
+    ASSERT_EQ(want_logits.numel(), T * V);
+
+    // f32: full prompt, all positions, one chunk.
+    KVCache cache(cfg.language);
+    Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kAll, T);
+    auto d = test::diff(logits.f32(), want_logits.f32(), T * V);
+    EXPECT_LE(d.max_abs, 1e-3) << "at flat index " << d.argmax_at;
+
+    // f32 greedy with the cache, prompt in one chunk.
+    GenerateOptions go;
+    go.max_new_tokens = int(want_ids.size());
+    go.prefill_chunk = T;
+    KVCache c1(cfg.language);
+    GreedyResult g = generate_greedy(lm, embeds.f32(), T, c1, ops, go);
+    EXPECT_EQ(g.ids, want_ids);
+    auto ds = test::diff(g.step_logits.f32(), want_steps.f32(), want_steps.numel());
+    EXPECT_LE(ds.max_abs, 1e-3);
+    EXPECT_EQ(c1.length(), T + go.max_new_tokens - 1);
+
+    // Chunked prefill (official incremental_prefilling) gives the same result.
+    go.prefill_chunk = 100;
+    KVCache c2(cfg.language);
+    GreedyResult gc = generate_greedy(lm, embeds.f32(), T, c2, ops, go);
+    EXPECT_EQ(gc.ids, want_ids);
+    auto dc = test::diff(gc.step_logits.f32(), g.step_logits.f32(), g.step_logits.numel());
+    EXPECT_LE(dc.max_abs, 1e-5);
+    KVCache c3(cfg.language);
+    Tensor logits_chunked = lm.forward(embeds.f32(), T, c3, ops, LogitsMode::kAll, 100);
+    EXPECT_LE(test::diff(logits_chunked.f32(), logits.f32(), T * V).max_abs, 1e-5);
+
+    // bf16 compute: judged by argmax agreement and greedy ids (README's bf16 table).
+    KVCache cb(cfg.language);
+    Tensor lb = lm.forward(embeds.f32(), T, cb, ops_bf16, LogitsMode::kAll, kDefaultPrefillChunk);
+    int agree = 0;
+    for (int t = 0; t < T; t++) agree += argmax(lb.f32() + t * V, V) == argmax(want_logits.f32() + t * V, V);
+    const double agreement = double(agree) / T;
+    EXPECT_GE(agreement, 0.96);
+    auto db = test::diff(lb.f32(), want_logits.f32(), T * V);
+    go.prefill_chunk = kDefaultPrefillChunk;
+    KVCache cg(cfg.language);
+    GreedyResult gb = generate_greedy(lm, embeds.f32(), T, cg, ops_bf16, go);
+    EXPECT_EQ(gb.ids, want_ids);
+
+    std::printf(
+        "[%s %s] T=%d f32 logits max %.3g mean %.3g | steps max %.3g | chunked-vs-full %.3g | "
+        "bf16 logits max %.3g mean %.3g argmax agree %.4f\n",
+        GetParam(), p.c_str(), T, d.max_abs, d.mean_abs, ds.max_abs, dc.max_abs, db.max_abs, db.mean_abs, agreement);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, LlmGolden, ::testing::Values("tiny_like", "small_like", "base_like"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace dsvl2
