@@ -20,6 +20,7 @@
 #include "ops/gemm_driver.h"
 #include "ops/kernels_isa.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace dsvl2 {
 namespace {
@@ -320,6 +321,7 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
+  if (w.dtype == DType::kQ8_0) return avx512::matmul_q8_0(x, M, w.data, N, K, bias, y, pool);  // VNNI, ops/quant.h
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;

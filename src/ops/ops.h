@@ -30,7 +30,9 @@ const char* compute_name(Compute c);
 bool parse_compute(const std::string& s, Compute* out);
 
 // A Linear weight as stored (usually a view into the mmapped checkpoint).
-// Quantized formats extend DType handling in the kernels, not the model.
+// Quantized formats extend DType handling in the kernels, not the model:
+// DType::kQ8_0 (ggml blocks, rows of K/32 blocks) runs the int8 matmul of
+// ops/quant.h in every table and both compute modes.
 struct Weight {
   DType dtype = DType::kF32;
   int64_t rows = 0;  // N (output features)

@@ -112,5 +112,24 @@ TEST(Quant, MatmulQ8_0MatchesReference) {
   EXPECT_THROW(matmul_q8_0(x.data(), 1, w.data(), 1, 40, nullptr, y.data(), pool), Error);
 }
 
+TEST(Quant, KernelTablesTakeQ8_0Weights) {
+  // Ops::linear on a DType::kQ8_0 Weight: every table, both modes, the int8 path.
+  ThreadPool pool(2);
+  const int64_t M = 5, N = 37, K = 96;
+  std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2, 0.3f), bias = randn(size_t(N), 3);
+  std::vector<BlockQ8_0> w(size_t(N * K / 32));
+  quantize_q8_0(wf.data(), N * K, w.data());
+  std::vector<float> ref(size_t(M * N)), got(size_t(M * N));
+  matmul_q8_0_ref(x.data(), M, w.data(), N, K, bias.data(), ref.data(), pool);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    const KernelTable* t = kernels_for(isa);
+    if (!t) continue;
+    for (Compute c : {Compute::kF32, Compute::kBF16}) {
+      Ops{t, &pool, c}.linear(x.data(), M, Weight{DType::kQ8_0, N, K, w.data()}, bias.data(), got.data());
+      for (int64_t i = 0; i < M * N; i++) ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << isa_name(isa);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsvl2
