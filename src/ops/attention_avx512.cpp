@@ -25,6 +25,8 @@ namespace {
 constexpr int kQB = 32;         // queries per tile: two vectors of lanes
 constexpr int kSB = 64;         // keys per online-softmax block
 constexpr int kTiledMinT = 16;  // below this a tile would be mostly padding
+constexpr int kKeys = 8;        // keys per score register tile
+constexpr int kDims = 8;        // output dims per P·V register tile
 
 float* tls_floats(AlignedBuf& b, size_t n) { return static_cast<float*>(b.get(n * sizeof(float))); }
 
@@ -73,16 +75,16 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
       const __m512 scale = _mm512_set1_ps(a.scale), neg_inf = _mm512_set1_ps(-INFINITY);
       for (int sb = 0; sb < s_lim; sb += kSB) {
         const int ns = std::min(kSB, s_lim - sb);
-        // Scores for 4 keys at a time.
-        for (int s = 0; s < ns; s += 4) {
-          const int nk = std::min(4, ns - s);
-          const float* kp[4];
-          for (int i = 0; i < 4; i++) kp[i] = kh + int64_t(sb + s + std::min(i, nk - 1)) * a.k_stride_s;
-          __m512 acc[4][2];
+        // Scores for kKeys keys at a time (2 x kKeys accumulators).
+        for (int s = 0; s < ns; s += kKeys) {
+          const int nk = std::min(kKeys, ns - s);
+          const float* kp[kKeys];
+          for (int i = 0; i < kKeys; i++) kp[i] = kh + int64_t(sb + s + std::min(i, nk - 1)) * a.k_stride_s;
+          __m512 acc[kKeys][2];
           for (auto& x : acc) x[0] = x[1] = _mm512_setzero_ps();
           for (int j = 0; j < a.Dk; j++) {
             const __m512 q0 = _mm512_load_ps(qt + j * kQB), q1 = _mm512_load_ps(qt + j * kQB + 16);
-            for (int i = 0; i < 4; i++) {
+            for (int i = 0; i < kKeys; i++) {
               const __m512 kb = _mm512_set1_ps(kp[i][j]);
               acc[i][0] = _mm512_fmadd_ps(kb, q0, acc[i][0]);
               acc[i][1] = _mm512_fmadd_ps(kb, q1, acc[i][1]);
@@ -125,7 +127,7 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
           }
         const float* vb = vh + int64_t(sb) * a.v_stride_s;
         int d = 0;
-        for (; d + 4 <= a.Dv; d += 4) accumulate_pv<4>(ot, pt, ns, vb, a.v_stride_s, d);
+        for (; d + kDims <= a.Dv; d += kDims) accumulate_pv<kDims>(ot, pt, ns, vb, a.v_stride_s, d);
         for (; d < a.Dv; d++) accumulate_pv<1>(ot, pt, ns, vb, a.v_stride_s, d);
       }
       alignas(64) float inv[kQB];

@@ -32,6 +32,16 @@ Weight weight_from_view(const TensorView& v) {
   return Weight{v.dtype, v.shape[0], v.shape[1], v.data};
 }
 
+Weight Ops::prepare(const Weight& w, Tensor* storage) const {
+  if (!k->prepare) return w;
+  const size_t bytes = k->prepare(w, compute, nullptr, nullptr);
+  if (bytes == 0) return w;
+  *storage = Tensor(DType::kU8, {int64_t(bytes)});
+  Weight out = w;
+  k->prepare(w, compute, storage->data(), &out);
+  return out;
+}
+
 namespace {
 uint64_t xgetbv0() {
   uint32_t eax, edx;

@@ -48,9 +48,30 @@ struct AlignedBuf {
   }
 };
 
+// Size in PackT of W packed once for Kern: every (K block, panel) pair at
+// prepacked_offset, each panel_elems(kKC) long.
+template <class Kern>
+size_t prepacked_elems(const Weight& w) {
+  const int64_t n_panels = (w.rows + Kern::kNR - 1) / Kern::kNR, n_kb = (w.cols + Kern::kKC - 1) / Kern::kKC;
+  return size_t(n_panels * n_kb) * Kern::panel_elems(Kern::kKC);
+}
+template <class Kern>
+size_t prepacked_offset(int64_t n_panels, int64_t kb, int64_t panel) {
+  return size_t(kb * n_panels + panel) * Kern::panel_elems(Kern::kKC);
+}
+template <class Kern>
+void prepack(const Weight& w, typename Kern::PackT* dst) {
+  const int64_t n_panels = (w.rows + Kern::kNR - 1) / Kern::kNR;
+  for (int64_t k0 = 0, kb = 0; k0 < w.cols; k0 += Kern::kKC, kb++)
+    for (int64_t p = 0; p < n_panels; p++)
+      Kern::pack(w, p * Kern::kNR, k0, std::min<int64_t>(Kern::kKC, w.cols - k0),
+                 dst + prepacked_offset<Kern>(n_panels, kb, p));
+}
+
+// prepacked: W already packed by prepack<Kern> (nullptr: pack per call).
 template <class Kern>
 void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const Weight& w, const float* bias,
-                  float* y, ThreadPool& pool) {
+                  float* y, ThreadPool& pool, const typename Kern::PackT* prepacked = nullptr) {
   using PackT = typename Kern::PackT;
   const int64_t N = w.rows, K = w.cols;
   constexpr int NR = Kern::kNR, MR = Kern::kMR;
@@ -72,20 +93,23 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
     if (p0 >= p1 || m_begin >= m_end) return;
     thread_local AlignedBuf buf;
     const size_t pe = Kern::panel_elems(Kern::kKC);
-    PackT* pack = static_cast<PackT*>(buf.get(pe * Kern::kNCPanels * sizeof(PackT)));
+    PackT* pack = prepacked ? nullptr : static_cast<PackT*>(buf.get(pe * Kern::kNCPanels * sizeof(PackT)));
     for (int64_t jc = p0; jc < p1; jc += Kern::kNCPanels) {
       const int64_t jn = std::min<int64_t>(p1 - jc, Kern::kNCPanels);
       for (int64_t k0 = 0; k0 < K; k0 += Kern::kKC) {
         const int64_t kc = std::min<int64_t>(Kern::kKC, K - k0);
         const size_t ps = Kern::panel_elems(kc);
-        for (int64_t j = 0; j < jn; j++) Kern::pack(w, (jc + j) * NR, k0, kc, pack + j * ps);
+        const PackT* panels = prepacked ? prepacked + prepacked_offset<Kern>(n_panels, k0 / Kern::kKC, jc) : pack;
+        const size_t stride = prepacked ? pe : ps;
+        if (!prepacked)
+          for (int64_t j = 0; j < jn; j++) Kern::pack(w, (jc + j) * NR, k0, kc, pack + j * ps);
         const bool first = k0 == 0;
         for (int64_t m0 = m_begin; m0 < m_end; m0 += MR) {
           const int mr = int(std::min<int64_t>(MR, m_end - m0));
           for (int64_t j = 0; j < jn; j++) {
             const int64_t n0 = (jc + j) * NR;
             const int ncols = int(std::min<int64_t>(NR, N - n0));
-            Kern::kernel(mr, a + m0 * lda + k0, lda, pack + j * ps, kc, y + m0 * N + n0, N, ncols, first,
+            Kern::kernel(mr, a + m0 * lda + k0, lda, panels + j * stride, kc, y + m0 * N + n0, N, ncols, first,
                          first && bias ? bias + n0 : nullptr);
           }
         }

@@ -15,6 +15,7 @@
 #include "ops/kernels_isa.h"
 #include "ops/math_avx2.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace dsvl2 {
 namespace {
@@ -165,6 +166,7 @@ void small_m(const float* x, int64_t M, const Weight& w, const float* bias, floa
 void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                  ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
+  if (w.dtype == DType::kQ8_0) return matmul_q8_0_ref(x, M, w.data, N, K, bias, y, pool);  // no AVX2 int8 kernel
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
@@ -189,7 +191,8 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
 }
 
 const KernelTable kAvx2 = {Isa::kAvx2,      matmul_avx2,    avx2::layer_norm, avx2::rms_norm,     avx2::gelu_tanh,
-                           avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention};
+                           avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention,
+                           nullptr};
 
 }  // namespace
 

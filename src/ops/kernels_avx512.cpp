@@ -20,11 +20,15 @@
 #include "ops/gemm_driver.h"
 #include "ops/kernels_isa.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace dsvl2 {
 namespace {
 
 constexpr int64_t kSmallM = 4;
+// Names the packed layout of prepare_avx512 (kernel, panel width, K block);
+// change it whenever KernBF16's packing changes.
+constexpr uint32_t kPackedBf16Tag = 0x5a42'2005;
 
 
 inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
@@ -116,10 +120,13 @@ inline __m512 load_w16(const void* base, int64_t i, __mmask16 m) {
 }
 
 // ---- bf16 x bf16 -> f32 (vdpbf16ps) ----
+// K block 1152 (the SigLIP width) covers most layers in one block, so the
+// output tile is written once; measured ~10% faster than 512 on Zen. The
+// group of 6 panels (432 KiB) stays in L2 while A micro-panels (27 KiB) sit in L1.
 struct KernBF16 {
   using AType = uint16_t;
   using PackT = uint16_t;
-  static constexpr int kNV = 2, kNR = 16 * kNV, kMR = 12, kKC = 512, kNCPanels = 8;
+  static constexpr int kNV = 2, kNR = 16 * kNV, kMR = 12, kKC = 1152, kNCPanels = 6;
   static size_t panel_elems(int64_t kc) { return size_t((kc + 1) / 2) * 2 * kNR; }
 
   // panel[kp][c] (32-bit) = {W[n0+c][k0+2kp], W[n0+c][k0+2kp+1]}: one zmm per
@@ -288,11 +295,23 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
         const float* xr = x + m * K;
         __m512 acc[kDotRows];
         for (auto& v : acc) v = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K; k += 16) {
+        // Two vectors per row per step (independent chains), then a masked tail.
+        __m512 acc2[kDotRows];
+        for (auto& v : acc2) v = _mm512_setzero_ps();
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+          const __m512 x0 = _mm512_loadu_ps(xr + k), x1 = _mm512_loadu_ps(xr + k + 16);
+          for (int i = 0; i < kDotRows; i++) {
+            acc[i] = _mm512_fmadd_ps(x0, load_w16<D>(wr[i], k, 0xffff), acc[i]);
+            acc2[i] = _mm512_fmadd_ps(x1, load_w16<D>(wr[i], k + 16, 0xffff), acc2[i]);
+          }
+        }
+        for (; k < K; k += 16) {
           const __mmask16 t = tail16(K - k);
           const __m512 xv = _mm512_maskz_loadu_ps(t, xr + k);
           for (int i = 0; i < kDotRows; i++) acc[i] = _mm512_fmadd_ps(xv, load_w16<D>(wr[i], k, t), acc[i]);
         }
+        for (int i = 0; i < kDotRows; i++) acc[i] = _mm512_add_ps(acc[i], acc2[i]);
         for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[n + i] : 0.f);
       }
     }
@@ -302,6 +321,7 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
+  if (w.dtype == DType::kQ8_0) return avx512::matmul_q8_0(x, M, w.data, N, K, bias, y, pool);  // VNNI, ops/quant.h
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
@@ -315,7 +335,9 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
-    if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
+    if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
+      gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
+    else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
     else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);
     return;
   }
@@ -333,9 +355,22 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
   }
 }
 
+// Prepared weights: BF16 weights for Compute::kBF16, packed for KernBF16.
+size_t prepare_avx512(const Weight& w, Compute c, void* dst, Weight* out) {
+  if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
+  const size_t bytes = prepacked_elems<KernBF16>(w) * sizeof(uint16_t);
+  if (dst) {
+    prepack<KernBF16>(w, static_cast<uint16_t*>(dst));
+    *out = w;
+    out->packed = dst;
+    out->packed_tag = kPackedBf16Tag;
+  }
+  return bytes;
+}
+
 const KernelTable kAvx512 = {Isa::kAvx512,      matmul_avx512,      avx512::layer_norm,   avx512::rms_norm,
                              avx512::gelu_tanh, avx512::gelu_erf,   avx512::silu_mul,     avx512::softmax_rows,
-                             avx512::attention};
+                             avx512::attention, prepare_avx512};
 
 }  // namespace
 

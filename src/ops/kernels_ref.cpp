@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "ops/ops.h"
+#include "ops/quant.h"
 
 namespace dsvl2 {
 
@@ -35,6 +36,9 @@ void weight_row_f32(const Weight& w, int64_t n, float* out) {
 }
 
 void matmul_ref(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c, ThreadPool& pool) {
+  // Q8_0 weights have their own numerics (int8 block dot products, ops/quant.h)
+  // in both compute modes.
+  if (w.dtype == DType::kQ8_0) return matmul_q8_0_ref(x, M, w.data, w.rows, w.cols, bias, y, pool);
   const int64_t N = w.rows, K = w.cols;
   // bf16 mode rounds the activations to bf16 first (what the fast kernels feed
   // the bf16 dot-product instructions), so scalar and SIMD agree closely.
@@ -149,7 +153,7 @@ void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
 }
 
 const KernelTable kRef = {Isa::kScalar, matmul_ref,   layer_norm_ref,   rms_norm_ref,  gelu_tanh_ref,
-                          gelu_erf_ref, silu_mul_ref, softmax_rows_ref, attention_ref};
+                          gelu_erf_ref, silu_mul_ref, softmax_rows_ref, attention_ref, nullptr};
 
 }  // namespace
 

@@ -30,12 +30,19 @@ const char* compute_name(Compute c);
 bool parse_compute(const std::string& s, Compute* out);
 
 // A Linear weight as stored (usually a view into the mmapped checkpoint).
-// Quantized formats extend DType handling in the kernels, not the model.
+// Quantized formats extend DType handling in the kernels, not the model:
+// DType::kQ8_0 (ggml blocks, rows of K/32 blocks) runs the int8 matmul of
+// ops/quant.h in every table and both compute modes.
 struct Weight {
   DType dtype = DType::kF32;
   int64_t rows = 0;  // N (output features)
   int64_t cols = 0;  // K (input features)
   const void* data = nullptr;
+  // Optional copy repacked once for one kernel table and compute mode (see
+  // Ops::prepare). A kernel uses it only when packed_tag names its own layout;
+  // otherwise it reads `data`, so a prepared Weight is valid everywhere.
+  const void* packed = nullptr;
+  uint32_t packed_tag = 0;
   bool empty() const { return data == nullptr; }
 };
 Weight weight_from_view(const TensorView& v);  // 2-D F32/F16/BF16 view
@@ -73,6 +80,11 @@ struct KernelTable {
   void (*silu_mul)(float* gate, const float* up, int64_t n);
   void (*softmax_rows)(float* x, int64_t rows, int64_t cols);
   void (*attention)(const AttentionArgs& a, ThreadPool& pool);
+  // Repacking of a weight for this table's matmul in mode c, or nullptr when
+  // the table has none. Returns the bytes the packed form needs (0: no packed
+  // form for this dtype/mode) and, when dst is non-null (64-byte aligned),
+  // writes it there and returns w with packed/packed_tag set via *out.
+  size_t (*prepare)(const Weight& w, Compute c, void* dst, Weight* out);
 };
 
 const KernelTable& kernels_ref();
@@ -97,6 +109,11 @@ struct Ops {
   void linear(const float* x, int64_t M, const Weight& w, const float* bias, float* y) const {
     k->matmul(x, M, w, bias, y, compute, *pool);
   }
+  // Once per weight at load time: w repacked for this table and mode when the
+  // table has a faster packed form (AVX-512 + bf16 weights + kBF16: K-pair
+  // interleaved panels; skips all per-call packing, also for M = 1), else w
+  // unchanged. *storage receives the packed bytes and must outlive the result.
+  Weight prepare(const Weight& w, Tensor* storage) const;
   void attention(const AttentionArgs& a) const { k->attention(a, *pool); }
 };
 

@@ -59,13 +59,13 @@ struct MatmulCase {
 
 // Covers: M=1..5 (small-M dot path), tails of the 12-row tile, N tails of the
 // 32-column panel and of 8-panel groups (> 256 columns), K odd / below one
-// vector / across the K blocks (256 f32, 512 bf16), few panels (rows split
+// vector / across the K blocks (256 f32, 1152 bf16), few panels (rows split
 // across threads).
 const MatmulCase kMatmulCases[] = {
     {1, 1, 1},     {1, 17, 3},    {2, 33, 31},   {3, 31, 17},     {4, 64, 64},    {5, 100, 33},
     {13, 3, 257},  {17, 257, 100}, {31, 33, 1},  {33, 17, 2},     {64, 300, 520}, {100, 64, 257},
     {12, 32, 512}, {24, 64, 256}, {25, 65, 257}, {7, 1000, 300},  {1, 129, 1030}, {3, 5, 1039},
-    {129, 600, 1030}, {40, 96, 1},
+    {129, 600, 1030}, {40, 96, 1},    {20, 70, 2333},
 };
 
 struct WeightStore {
@@ -92,8 +92,10 @@ WeightStore make_weight(DType dt, int64_t N, int64_t K, uint32_t seed) {
 }
 
 // Runs one case on every table in `tables` against one reference result.
+// prepared: the weight goes through Ops::prepare for kBF16 first (its packed
+// form must serve kBF16 and be ignored by kF32).
 void check_matmul(const std::vector<const KernelTable*>& tables, const MatmulCase& mc, DType dt, Compute c,
-                  bool with_bias, ThreadPool& pool) {
+                  bool with_bias, ThreadPool& pool, bool prepared = false) {
   const int64_t M = mc.M, N = mc.N, K = mc.K;
   std::vector<float> x = randn(size_t(M * K), uint32_t(M * 131 + K));
   WeightStore ws = make_weight(dt, N, K, uint32_t(N * 7 + K));
@@ -116,9 +118,15 @@ void check_matmul(const std::vector<const KernelTable*>& tables, const MatmulCas
     }
   for (const KernelTable* t : tables) {
     SCOPED_TRACE(testing::Message() << isa_name(t->isa) << " M=" << M << " N=" << N << " K=" << K << " "
-                                    << dtype_name(dt) << " compute=" << compute_name(c) << " bias=" << with_bias);
+                                    << dtype_name(dt) << " compute=" << compute_name(c) << " bias=" << with_bias
+                                    << " prepared=" << prepared);
+    Tensor storage;
+    const Weight w = prepared ? Ops{t, &pool, Compute::kBF16}.prepare(ws.w, &storage) : ws.w;
+    if (prepared && t->isa == Isa::kAvx512 && dt == DType::kBF16) {
+      ASSERT_NE(w.packed, nullptr);
+    }
     Guarded got(M * N);
-    t->matmul(x.data(), M, ws.w, b, got.data(), c, pool);
+    t->matmul(x.data(), M, w, b, got.data(), c, pool);
     ASSERT_TRUE(got.guards_intact()) << "write outside y";
     for (int64_t i = 0; i < M * N; i++) {
       const float r = ref.data()[i], g = got.data()[i];
@@ -135,6 +143,22 @@ TEST(Kernels, MatmulMatchesReference) {
     for (DType dt : {DType::kF32, DType::kBF16, DType::kF16})
       for (Compute c : {Compute::kF32, Compute::kBF16})
         for (bool bias : {false, true}) check_matmul(tables, mc, dt, c, bias, pool);
+}
+
+TEST(Kernels, MatmulPreparedWeightsMatchReference) {
+  // Ops::prepare repacks once (AVX-512, BF16 weights, kBF16); the packed form
+  // then serves every M, including the decode rows that otherwise read W rows.
+  ThreadPool pool(2);
+  const auto tables = simd_tables();
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
+  for (const MatmulCase& mc : {MatmulCase{1, 70, 1030}, MatmulCase{2, 33, 31}, MatmulCase{3, 5, 2333},
+                               MatmulCase{5, 100, 33}, MatmulCase{64, 300, 520}, MatmulCase{17, 257, 1}})
+    for (DType dt : {DType::kBF16, DType::kF16})
+      for (Compute c : {Compute::kBF16, Compute::kF32}) check_matmul(tables, mc, dt, c, true, pool, true);
+  Tensor unused;
+  WeightStore ws = make_weight(DType::kBF16, 8, 8, 1);
+  for (const KernelTable* t : tables)
+    EXPECT_EQ((Ops{t, &pool, Compute::kF32}.prepare(ws.w, &unused).packed), nullptr) << "f32 mode has no packed form";
 }
 
 TEST(Kernels, MatmulUnevenThreadSplits) {

@@ -1,0 +1,135 @@
+// Q8_0: ggml block layout, quantization error bounds, and the VNNI matmul
+// against the scalar reference (identical integer block sums; only the f32
+// accumulation order differs).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "ops/ops.h"
+#include "ops/quant.h"
+
+namespace dsvl2 {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(Quant, Q8_0BlockMatchesHandComputedValues) {
+  float x[32] = {};
+  x[0] = 1.27f, x[1] = -0.635f, x[2] = 0.01f, x[31] = -1.27f;
+  BlockQ8_0 b;
+  quantize_q8_0(x, 32, &b);
+  EXPECT_FLOAT_EQ(f16_to_f32(b.d), f16_to_f32(f32_to_f16(0.01f)));  // max|x| / 127
+  EXPECT_EQ(b.qs[0], 127);
+  EXPECT_EQ(b.qs[1], -64);  // -63.5 rounds away from zero, as roundf
+  EXPECT_EQ(b.qs[2], 1);
+  EXPECT_EQ(b.qs[3], 0);
+  EXPECT_EQ(b.qs[31], -127);
+  // Byte layout: f16 scale first, then the 32 int8 (ggml block_q8_0).
+  uint8_t raw[34];
+  std::memcpy(raw, &b, 34);
+  EXPECT_EQ(raw[2], uint8_t(127));
+  EXPECT_EQ(raw[33], uint8_t(-127 & 0xff));
+  float zero[32] = {};
+  quantize_q8_0(zero, 32, &b);
+  EXPECT_EQ(f16_to_f32(b.d), 0.f);
+  for (int8_t q : b.qs) EXPECT_EQ(q, 0);
+}
+
+TEST(Quant, Q8_0RoundTripWithinHalfStep) {
+  const int64_t n = 32 * 40;
+  std::vector<float> x = randn(size_t(n), 1, 3.f);
+  std::vector<float> back(static_cast<size_t>(n));
+  std::vector<BlockQ8_0> q(size_t(n / 32));
+  quantize_q8_0(x.data(), n, q.data());
+  dequantize_q8_0(q.data(), n, back.data());
+  for (int64_t b = 0; b < n / 32; b++) {
+    const float d = f16_to_f32(q[b].d);
+    for (int i = 0; i < 32; i++) {
+      const int64_t j = b * 32 + i;
+      // Half a quantization step, plus the f16 rounding of d (2^-11 relative) times 127.
+      EXPECT_LE(std::fabs(back[j] - x[j]), 0.5f * d + 127.f * d * 0x1p-11f + 1e-7f) << j;
+    }
+  }
+  EXPECT_THROW(quantize_q8_0(x.data(), 33, q.data()), Error);
+}
+
+TEST(Quant, MatmulQ8_0MatchesReference) {
+  ThreadPool pool(2);
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {3, 5, 96}, {17, 33, 64},
+                         {64, 100, 896}, {2, 7, 32 * 33}}) {
+    SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+    std::vector<float> x = randn(size_t(M * K), uint32_t(K)), wf = randn(size_t(N * K), uint32_t(N), 0.2f);
+    std::vector<BlockQ8_0> w(size_t(N * K / 32));
+    quantize_q8_0(wf.data(), N * K, w.data());
+    w[0].qs[0] = -128;  // legal in a ggml file though the quantizer never writes it
+    std::vector<float> wq(wf.size());  // the weights the kernels actually see
+    dequantize_q8_0(w.data(), N * K, wq.data());
+    std::vector<float> bias = randn(size_t(N), 7), ref(size_t(M * N)), got(size_t(M * N) + 1, -7.f);
+    matmul_q8_0_ref(x.data(), M, w.data(), N, K, bias.data(), ref.data(), pool);
+    matmul_q8_0(x.data(), M, w.data(), N, K, bias.data(), got.data(), pool);
+    EXPECT_EQ(got[size_t(M * N)], -7.f) << "write past y";
+    // Integer block sums are exact on both sides; the f32 sum of K/32 block
+    // terms differs only in order: bound by nblocks * eps * sum|terms|.
+    std::vector<BlockQ8_0> xq(size_t(K / 32));
+    for (int64_t m = 0; m < M; m++) {
+      quantize_q8_0(x.data() + m * K, K, xq.data());
+      for (int64_t n = 0; n < N; n++) {
+        double mag = std::fabs(bias[n]);
+        for (int64_t b = 0; b < K / 32; b++) {
+          int32_t s = 0;
+          for (int i = 0; i < 32; i++) s += int32_t(w[n * K / 32 + b].qs[i]) * xq[b].qs[i];
+          mag += std::fabs(double(s) * f16_to_f32(w[n * K / 32 + b].d) * f16_to_f32(xq[b].d));
+        }
+        ASSERT_NEAR(got[m * N + n], ref[m * N + n], 1e-6 * mag * double(K / 32 + 1)) << "m=" << m << " n=" << n;
+      }
+    }
+    // Against f32 activations times the same weights: the activation
+    // quantization error stays small (normalised MSE; ~3e-5 expected).
+    double num = 0, den = 0;
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) {
+        double e = 0;
+        for (int64_t k = 0; k < K; k++) e += double(x[m * K + k]) * wq[n * K + k];
+        e += bias[n];
+        num += (e - got[m * N + n]) * (e - got[m * N + n]);
+        den += e * e;
+      }
+    EXPECT_LT(num / den, 1e-3);
+  }
+  std::vector<float> x(40), y(1);
+  std::vector<BlockQ8_0> w(2);
+  EXPECT_THROW(matmul_q8_0(x.data(), 1, w.data(), 1, 40, nullptr, y.data(), pool), Error);
+}
+
+TEST(Quant, KernelTablesTakeQ8_0Weights) {
+  // Ops::linear on a DType::kQ8_0 Weight: every table, both modes, the int8 path.
+  ThreadPool pool(2);
+  const int64_t M = 5, N = 37, K = 96;
+  std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2, 0.3f), bias = randn(size_t(N), 3);
+  std::vector<BlockQ8_0> w(size_t(N * K / 32));
+  quantize_q8_0(wf.data(), N * K, w.data());
+  std::vector<float> ref(size_t(M * N)), got(size_t(M * N));
+  matmul_q8_0_ref(x.data(), M, w.data(), N, K, bias.data(), ref.data(), pool);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    const KernelTable* t = kernels_for(isa);
+    if (!t) continue;
+    for (Compute c : {Compute::kF32, Compute::kBF16}) {
+      Ops{t, &pool, c}.linear(x.data(), M, Weight{DType::kQ8_0, N, K, w.data()}, bias.data(), got.data());
+      for (int64_t i = 0; i < M * N; i++) ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << isa_name(isa);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsvl2
