@@ -1,0 +1,34 @@
+#include "model/cost.h"
+
+namespace dsvl2 {
+
+LanguageCost language_cost_per_token(const LanguageConfig& c) {
+  const int64_t h = c.hidden_size, H = c.num_attention_heads;
+  int64_t attn;
+  if (c.use_mla) {
+    const int64_t qd = c.q_head_dim();
+    int64_t q = c.q_lora_rank > 0 ? h * c.q_lora_rank + int64_t(c.q_lora_rank) * H * qd : h * H * qd;
+    attn = q + h * (c.kv_lora_rank + c.qk_rope_head_dim) + int64_t(c.kv_lora_rank) * H * (c.qk_nope_head_dim + c.v_head_dim) +
+           H * c.v_head_dim * h;
+  } else {
+    const int64_t hd = c.head_dim(), kv = c.num_key_value_heads;
+    attn = h * H * hd + 2 * h * kv * hd + H * hd * h;
+  }
+  int64_t ffn = 0;
+  for (int l = 0; l < c.num_hidden_layers; l++) {
+    if (c.is_moe_layer(l)) {
+      ffn += h * c.n_routed_experts;  // gate
+      ffn += int64_t(c.num_experts_per_tok) * 3 * h * c.moe_intermediate_size;
+      ffn += 3 * h * int64_t(c.moe_intermediate_size) * c.n_shared_experts;
+    } else {
+      ffn += 3 * h * int64_t(c.intermediate_size);
+    }
+  }
+  LanguageCost r;
+  const int64_t body = attn * c.num_hidden_layers + ffn;
+  r.linear_params = body + h * c.vocab_size;  // + lm_head
+  r.prefill_flops = 2.0 * double(body);
+  return r;
+}
+
+}  // namespace dsvl2

@@ -1,0 +1,22 @@
+// Work per token of the language model, from its config: what benchmarks
+// divide by to turn a speed into a fraction of the machine's roofline.
+#pragma once
+#include <cstdint>
+
+#include "io/model_config.h"
+
+namespace dsvl2 {
+
+struct LanguageCost {
+  // Matrix weights one decoded token reads: active experts only, lm_head
+  // included, the embedding table excluded (one row is read).
+  int64_t linear_params = 0;
+  // Prefill work per prompt token, 2 per multiply-add, without lm_head (only
+  // the last position needs logits) and without the attention scores.
+  double prefill_flops = 0;
+};
+
+// Per token, for a token routed to num_experts_per_tok experts in every MoE layer.
+LanguageCost language_cost_per_token(const LanguageConfig& c);
+
+}  // namespace dsvl2

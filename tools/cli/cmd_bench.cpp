@@ -1,0 +1,206 @@
+// `dsvl2 bench`: the machine's rooflines and the model's workloads measured in
+// one run, each workload reported as a fraction of its roofline:
+//   vision s/tile (bf16 compute peak), prefill tok/s (bf16 peak), decode tok/s
+//   (memory bandwidth over the active weights), time to first token for a
+//   640x480 image + a 20-token question, and peak RSS.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "command.h"
+#include "core/error.h"
+#include "model/cost.h"
+#include "model/vl_model.h"
+#include "ops/roofline.h"
+
+namespace dsvl2::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model, compute = "bf16";
+  bool quick = false, json = false;
+  int threads = 0;
+};
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double peak_rss_gb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) * 1024.0 / 1e9;  // ru_maxrss is in KiB on Linux
+}
+
+// A deterministic 640x480 RGB test card (no file needed).
+Image test_image(int w, int h) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(size_t(w) * h * 3);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      uint8_t* p = &img.rgb[(size_t(y) * w + x) * 3];
+      p[0] = uint8_t(x * 255 / w);
+      p[1] = uint8_t(y * 255 / h);
+      p[2] = uint8_t((x ^ y) & 255);
+    }
+  return img;
+}
+
+std::vector<int32_t> random_text_ids(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(1000, std::max(1001, std::min(vocab, 100000) - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& t : ids) t = d(rng);
+  return ids;
+}
+
+DType weights_dtype(const VisionLanguageModel& m) {
+  // The type of the largest matrices (the experts) names the file's quantization.
+  const auto& L = m.config().language;
+  std::string name = L.n_routed_experts > 0 ? strformat("language.model.layers.%d.mlp.experts.0.up_proj.weight", L.num_hidden_layers - 1)
+                                            : "language.lm_head.weight";
+  Checkpoint ck(m.dir());
+  TensorView v;
+  Shape s = L.n_routed_experts > 0 ? Shape{L.moe_intermediate_size, L.hidden_size} : Shape{L.vocab_size, L.hidden_size};
+  v = ck.require_weight(name, s);
+  return v.dtype;
+}
+
+int run_bench(const BenchFlags& f) {
+  Compute compute;
+  if (!parse_compute(f.compute, &compute)) DSVL2_FAIL("--compute must be f32 or bf16");
+  ThreadPool pool(f.threads);
+  auto say = [&](const char* fmt, auto... args) {
+    if (!f.json) {
+      std::fprintf(stderr, fmt, args...);
+      std::fflush(stderr);
+    }
+  };
+  say("measuring rooflines (%d threads) ...\n", pool.size());
+  Roofline roof = measure_roofline(pool, f.quick);
+  const double compute_peak = compute == Compute::kBF16 ? roof.bf16_gflops : roof.f32_gflops;
+
+  auto t0 = std::chrono::steady_clock::now();
+  VisionLanguageModel model(f.model);
+  const double load_s = since(t0);
+  Ops ops{&kernels_best(), &pool, compute};
+  const LanguageConfig& L = model.config().language;
+  const LanguageCost cost = language_cost_per_token(L);
+  const DType wdtype = weights_dtype(model);
+  std::string wtype = dtype_name(wdtype);
+  for (auto& c : wtype) c = char(std::tolower(c));
+
+  // Vision: one 384x384 image without cropping = 2 tiles (global + local).
+  say("vision ...\n");
+  PreprocessResult tile = preprocess_images({test_image(384, 384)}, model.processor(), CropMode::kOff);
+  t0 = std::chrono::steady_clock::now();
+  model.vision().embed_images(tile.pixel_values, tile.images_spatial_crop, ops);
+  const double vision_s_per_tile = since(t0) / double(tile.pixel_values.dim(0));
+  const double vision_flops = model.vision().tower.flops_per_tile();
+
+  // Prefill: a text-only prompt into an empty cache, logits for the last position.
+  const int n_prefill = f.quick ? 128 : 512, n_decode = f.quick ? 16 : 128;
+  say("prefill %d tokens ...\n", n_prefill);
+  std::vector<int32_t> prompt = random_text_ids(n_prefill, L.vocab_size, 1);
+  {
+    KVCache cache(L, n_prefill + n_decode + 1);
+    Tensor e = model.language().embed(std::vector<int>(prompt.begin(), prompt.end()));
+    t0 = std::chrono::steady_clock::now();
+    model.language().forward(e.f32(), n_prefill, cache, ops, LogitsMode::kLast);
+  }
+  const double prefill_tok_s = n_prefill / since(t0);
+
+  // Decode: greedy steps after a short prompt.
+  say("decode %d tokens ...\n", n_decode);
+  double decode_tok_s;
+  {
+    KVCache cache(L, 16 + n_decode + 1);
+    std::vector<int32_t> p16(prompt.begin(), prompt.begin() + 16);
+    Tensor e = model.language().embed(std::vector<int>(p16.begin(), p16.end()));
+    Tensor logits = model.language().forward(e.f32(), 16, cache, ops, LogitsMode::kLast);
+    t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; i++) {
+      const float* l = logits.f32();
+      int next = int(std::max_element(l, l + logits.dim(-1)) - l);
+      logits = model.language().step(next, cache, ops);
+    }
+    decode_tok_s = n_decode / since(t0);
+  }
+
+  // Time to first token: decode + preprocess + vision + prefill of a 640x480
+  // image and a 20-token question (the image arrives as pixels here).
+  say("time to first token (640x480 image + 20-token question) ...\n");
+  t0 = std::chrono::steady_clock::now();
+  PreprocessResult img = preprocess_images({test_image(640, 480)}, model.processor(), CropMode::kAuto);
+  const int image_token = model.image_token_id() >= 0 ? model.image_token_id() : L.vocab_size - 1;
+  std::vector<int32_t> ids = {L.bos_token_id};
+  std::vector<int32_t> q = random_text_ids(20, L.vocab_size, 2);
+  ids.insert(ids.end(), img.num_image_tokens.as<int64_t>()[0], image_token);
+  ids.insert(ids.end(), q.begin(), q.end());
+  Tensor emb = model.embed_prompt(ids, image_token, &img, ops);
+  {
+    KVCache cache(L, int(ids.size()) + 1);
+    model.language().forward(emb.f32(), int(ids.size()), cache, ops, LogitsMode::kLast);
+  }
+  const double ttft_s = since(t0);
+
+  const double bytes_per_param = double(dtype_block_bytes(wdtype)) / double(dtype_block_elems(wdtype));
+  const double decode_roof = roof.mem_gbs * 1e9 / (double(cost.linear_params) * bytes_per_param);
+  const double prefill_roof = compute_peak * 1e9 / cost.prefill_flops;
+  const double vision_roof_s = vision_flops / (compute_peak * 1e9);
+  nlohmann::ordered_json j;
+  j["model"] = f.model;
+  j["weights"] = wtype;
+  j["compute"] = compute_name(compute);
+  j["kernels"] = isa_name(ops.k->isa);
+  j["threads"] = pool.size();
+  j["roofline"] = {{"mem_gbs", roof.mem_gbs}, {"bf16_gflops", roof.bf16_gflops}, {"int8_gops", roof.int8_gops},
+                   {"f32_gflops", roof.f32_gflops}};
+  j["load_s"] = load_s;
+  j["vision_s_per_tile"] = vision_s_per_tile;
+  j["prefill_tokens"] = n_prefill;
+  j["prefill_tok_s"] = prefill_tok_s;
+  j["decode_tokens"] = n_decode;
+  j["decode_tok_s"] = decode_tok_s;
+  j["ttft_s"] = ttft_s;
+  j["ttft_image_tokens"] = img.num_image_tokens.as<int64_t>()[0];
+  j["peak_rss_gb"] = peak_rss_gb();
+  j["fraction"] = {{"vision", vision_roof_s / vision_s_per_tile},
+                   {"prefill", prefill_tok_s / prefill_roof},
+                   {"decode", decode_tok_s / decode_roof}};
+  j["roofline_rates"] = {{"vision_s_per_tile", vision_roof_s}, {"prefill_tok_s", prefill_roof}, {"decode_tok_s", decode_roof}};
+  if (f.json) {
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("model %s | weights %s | compute %s | kernels %s | %d threads\n", f.model.c_str(), wtype.c_str(),
+              compute_name(compute), isa_name(ops.k->isa), pool.size());
+  std::printf("roofline: memory %.1f GB/s | f32 %.0f GFLOP/s | bf16 %.0f GFLOP/s | int8 %.0f GOP/s\n", roof.mem_gbs,
+              roof.f32_gflops, roof.bf16_gflops, roof.int8_gops);
+  std::printf("| workload | measured | roofline | fraction |\n|---|---|---|---|\n");
+  std::printf("| vision s/tile | %.4g | %.4g | %.2f |\n", vision_s_per_tile, vision_roof_s, vision_roof_s / vision_s_per_tile);
+  std::printf("| pp%d tok/s | %.1f | %.1f | %.2f |\n", n_prefill, prefill_tok_s, prefill_roof, prefill_tok_s / prefill_roof);
+  std::printf("| tg%d tok/s | %.2f | %.2f | %.2f |\n", n_decode, decode_tok_s, decode_roof, decode_tok_s / decode_roof);
+  std::printf("| ttft 640x480 + 20 tokens (s) | %.2f | | |\n", ttft_s);
+  std::printf("| peak RSS (GB) | %.2f | | |\n", peak_rss_gb());
+  return 0;
+}
+
+Command reg("bench", "Measure rooflines and model workloads (vision, prefill, decode, TTFT, RSS) in one run",
+            [](CLI::App& app) {
+              auto f = std::make_shared<BenchFlags>();
+              app.add_option("-m,--model", f->model, "Checkpoint folder or .gguf")->required();
+              app.add_flag("--quick", f->quick, "Shorter runs (pp128, tg16, quick rooflines)");
+              app.add_flag("--json", f->json, "Print one JSON object");
+              app.add_option("-t,--threads", f->threads, "Threads (default: all cores)");
+              app.add_option("--compute", f->compute, "bf16 (default) or f32");
+              return std::function<int()>([f] { return run_bench(*f); });
+            });
+
+}  // namespace
+}  // namespace dsvl2::cli
