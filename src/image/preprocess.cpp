@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/image_tokens.h"
 #include "image/resample.h"
 
 namespace dsvl2 {
@@ -98,12 +99,8 @@ bool cropping_enabled(CropMode crop, size_t n_images) {
 }
 
 int64_t image_token_count(int num_width_tiles, int num_height_tiles, const ProcessorConfig& cfg) {
-  // h = w = ceil((image_size // patch_size) / downsample_ratio)
-  const int grid = cfg.image_size / cfg.patch_size;
-  const int64_t h = (grid + cfg.downsample_ratio - 1) / cfg.downsample_ratio;
-  const int64_t w = h;
-  // global view: h rows of (w + 1 newline); 1 separator; local grid rows.
-  return h * (w + 1) + 1 + (num_height_tiles * h) * (num_width_tiles * w + 1);
+  return image_token_count_for_side(image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio),
+                                    num_width_tiles, num_height_tiles);
 }
 
 namespace {

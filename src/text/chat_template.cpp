@@ -1,6 +1,7 @@
 #include "text/chat_template.h"
 
 #include "core/error.h"
+#include "core/image_tokens.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
 
@@ -169,9 +170,7 @@ PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>&
 int64_t image_token_count(int image_size, int patch_size, int downsample_ratio, int tiles_w, int tiles_h) {
   DSVL2_REQUIRE(image_size > 0 && patch_size > 0 && downsample_ratio > 0 && tiles_w >= 0 && tiles_h >= 0,
                 "bad image layout %d/%d/%d %dx%d", image_size, patch_size, downsample_ratio, tiles_w, tiles_h);
-  const int64_t grid = image_size / patch_size;
-  const int64_t h = (grid + downsample_ratio - 1) / downsample_ratio, w = h;
-  return h * (w + 1) + 1 + (int64_t(tiles_h) * h) * (int64_t(tiles_w) * w + 1);
+  return image_token_count_for_side(image_token_side(image_size, patch_size, downsample_ratio), tiles_w, tiles_h);
 }
 
 }  // namespace dsvl2

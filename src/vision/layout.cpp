@@ -4,17 +4,18 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/image_tokens.h"
 
 namespace dsvl2 {
 
 int64_t image_token_count(int64_t tiles_w, int64_t tiles_h, int64_t side) {
-  return side * (side + 1) + 1 + tiles_h * side * (tiles_w * side + 1);
+  return image_token_count_for_side(side, tiles_w, tiles_h);
 }
 
 int64_t image_token_side(const VLConfig& cfg) {
-  const int64_t grid = cfg.vision.grid(), r = cfg.projector.downsample_ratio;
+  const int64_t r = cfg.projector.downsample_ratio;
   DSVL2_REQUIRE(r > 0, "projector_config: downsample_ratio %lld must be positive", (long long)r);
-  return (grid + r - 1) / r;
+  return dsvl2::image_token_side(cfg.vision.image_size, cfg.vision.patch_size, r);
 }
 
 int64_t tiles_for_crops(const Tensor& crop) {

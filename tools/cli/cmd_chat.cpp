@@ -46,10 +46,7 @@ int chat_loop(const GenFlags& f) {
       TurnStats st;
       GenerateResult g = chat.ask(
           line, std::move(pending), req,
-          [](std::string_view s) {
-            std::fwrite(s.data(), 1, s.size(), stdout);
-            std::fflush(stdout);
-          },
+          print_stream,
           &st);
       pending.clear();
       std::fputc('\n', stdout);

@@ -63,10 +63,7 @@ int run(const RunFlags& f) {
   TurnStats st;
   GenerateResult g = chat.ask(
       prompt, std::move(images), req,
-      [](std::string_view s) {
-        std::fwrite(s.data(), 1, s.size(), stdout);
-        std::fflush(stdout);
-      },
+      print_stream,
       &st);
   std::fputc('\n', stdout);
   std::fflush(stdout);

@@ -41,6 +41,11 @@ GenerateRequest GenFlags::request() const {
   return r;
 }
 
+void print_stream(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
 void status(const GenFlags& f, const char* fmt, ...) {
   if (f.quiet) return;
   va_list ap;

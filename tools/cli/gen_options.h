@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "model/generate.h"
 #include "ops/ops.h"
@@ -27,6 +28,9 @@ struct GenFlags {
   GenerateRequest request() const;
   Compute compute_mode() const;
 };
+
+// Streams generated text to stdout as it arrives.
+void print_stream(std::string_view text);
 
 // Writes one status line to stderr unless quiet ("dsvl2: loading ... 0.12 s").
 void status(const GenFlags& f, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
