@@ -141,7 +141,8 @@ std::vector<std::string> validate_checkpoint(const Checkpoint& ckpt, const VLCon
     known.insert(s.name);
     TensorView v;
     // get() throws on a wrong shape or a non-float dtype, naming tensor + file.
-    if (!ckpt.get(s.name, s.shape, &v) && s.required)
+    // Matrices may be block-quantized (GGUF); vectors must be float.
+    if (!ckpt.get(s.name, s.shape, &v, /*allow_quantized=*/s.shape.size() == 2) && s.required)
       DSVL2_FAIL("%s: required tensor \"%s\" %s is missing", ckpt.file_of(s.name).c_str(), s.name.c_str(),
                  shape_str(s.shape).c_str());
   }

@@ -47,6 +47,9 @@ AttentionMla AttentionMla::load(const WeightSource& src, const std::string& pref
     a.o_bias_ = load_vector(src, prefix + "o_proj.bias", D);
   }
 
+  // The absorbed query needs kv_b's rows regrouped, element by element.
+  DSVL2_REQUIRE(!dtype_is_quantized(a.kv_b_.dtype), "%skv_b_proj.weight: must be F32, F16 or BF16, not %s",
+                prefix.c_str(), dtype_name(a.kv_b_.dtype));
   // W_uk[h] = kv_b rows [h*(nope+v), h*(nope+v)+nope) x kv_lora; store its transpose.
   const size_t es = dtype_size(a.kv_b_.dtype);
   a.uk_t_ = Tensor(a.kv_b_.dtype, {a.H_, a.lora_, a.nope_});

@@ -14,6 +14,8 @@ LanguageModel::LanguageModel(const LanguageConfig& c, const WeightSource& src, c
   const int64_t D = c.hidden_size;
   const std::string m = prefix + "model.";
   embed_tokens_ = load_linear(src, m + "embed_tokens.weight", c.vocab_size, D);
+  DSVL2_REQUIRE(!dtype_is_quantized(embed_tokens_.dtype), "%sembed_tokens.weight: must be F32, F16 or BF16, not %s",
+                m.c_str(), dtype_name(embed_tokens_.dtype));
   lm_head_ = load_linear(src, prefix + "lm_head.weight", c.vocab_size, D);
   final_norm_ = load_vector(src, m + "norm.weight", D);
   layers_.resize(size_t(c.num_hidden_layers));

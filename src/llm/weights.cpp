@@ -5,13 +5,15 @@
 namespace dsvl2 {
 
 WeightSource checkpoint_source(const Checkpoint& ckpt) {
-  return [&ckpt](const std::string& name, const Shape& shape) { return ckpt.require(name, shape); };
+  // require_weight: quantized matrices (a .gguf from `dsvl2 quantize`) pass
+  // through; load_vector still widens only float vectors.
+  return [&ckpt](const std::string& name, const Shape& shape) { return ckpt.require_weight(name, shape); };
 }
 
 Weight load_linear(const WeightSource& src, const std::string& name, int64_t rows, int64_t cols) {
   TensorView v = src(name, {rows, cols});
-  DSVL2_REQUIRE(v.dtype == DType::kBF16 || v.dtype == DType::kF16 || v.dtype == DType::kF32,
-                "%s: weight dtype %s is not supported (F32, F16 or BF16)", name.c_str(), dtype_name(v.dtype));
+  DSVL2_REQUIRE(v.dtype == DType::kBF16 || v.dtype == DType::kF16 || v.dtype == DType::kF32 || v.dtype == DType::kQ8_0,
+                "%s: weight dtype %s is not supported (F32, F16, BF16 or Q8_0)", name.c_str(), dtype_name(v.dtype));
   return weight_from_view(v);
 }
 

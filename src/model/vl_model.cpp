@@ -2,12 +2,18 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf_dsvl2.h"
 #include "io/tensor_registry.h"
 
 namespace dsvl2 {
 
-VisionLanguageModel::VisionLanguageModel(const std::string& dir) : dir_(dir) {
-  if (!is_directory(dir)) DSVL2_FAIL("%s: not a checkpoint folder", dir.c_str());
+VisionLanguageModel::VisionLanguageModel(const std::string& path) : dir_(path) {
+  if (file_exists(path)) {
+    load_gguf(path);
+    return;
+  }
+  const std::string& dir = path;
+  if (!is_directory(dir)) DSVL2_FAIL("%s: not a checkpoint folder or .gguf file", dir.c_str());
   cfg_ = load_vl_config(dir);
   // processor_config.json is optional for our own folders: derive it from the
   // model config (same candidate resolutions, official defaults otherwise).
@@ -20,9 +26,25 @@ VisionLanguageModel::VisionLanguageModel(const std::string& dir) : dir_(dir) {
     proc_.downsample_ratio = cfg_.projector.downsample_ratio;
   }
   ckpt_ = std::make_unique<Checkpoint>(dir);
+  build(dir);
+}
+
+// A .gguf from `dsvl2 quantize`: config.json and processor_config.json travel
+// inside as metadata; the tokenizer is looked for beside the file.
+void VisionLanguageModel::load_gguf(const std::string& file) {
+  ckpt_ = std::make_unique<Checkpoint>(file);
+  if (!ckpt_->gguf()) DSVL2_FAIL("%s: not a checkpoint folder or .gguf file", file.c_str());
+  cfg_ = gguf_vl_config(ckpt_->gguf()->metadata());
+  proc_ = gguf_processor_config(ckpt_->gguf()->metadata());
+  size_t slash = file.find_last_of('/');
+  build(slash == std::string::npos ? "." : file.substr(0, slash));
+}
+
+void VisionLanguageModel::build(const std::string& tokenizer_dir) {
   validate_checkpoint(*ckpt_, cfg_);
   vision_ = std::make_unique<VisionModel>(VisionModel::load(*ckpt_, cfg_));
   lm_ = std::make_unique<LanguageModel>(cfg_.language, checkpoint_source(*ckpt_));
+  const std::string& dir = tokenizer_dir;
   if (file_exists(path_join(dir, "tokenizer.json"))) {
     tok_.emplace(Tokenizer::load(dir));
     if (auto id = tok_->token_to_id(proc_.image_token)) image_token_id_ = *id;

@@ -24,9 +24,10 @@ namespace dsvl2 {
 
 class VisionLanguageModel {
  public:
-  // `dir`: a checkpoint folder (config.json, safetensors, optional
-  // processor_config.json and tokenizer.json). Throws Error naming what is wrong.
-  explicit VisionLanguageModel(const std::string& dir);
+  // `path`: a checkpoint folder (config.json, safetensors, optional
+  // processor_config.json and tokenizer.json), or a .gguf written by
+  // `dsvl2 quantize` (tokenizer.json beside it). Throws Error naming what is wrong.
+  explicit VisionLanguageModel(const std::string& path);
   ~VisionLanguageModel();
 
   const std::string& dir() const { return dir_; }
@@ -46,6 +47,9 @@ class VisionLanguageModel {
                       const Ops& ops, VisionTrace* trace = nullptr) const;
 
  private:
+  void load_gguf(const std::string& file);
+  void build(const std::string& tokenizer_dir);
+
   std::string dir_;
   VLConfig cfg_;
   ProcessorConfig proc_;

@@ -1,0 +1,115 @@
+#include "model/quantize.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/checkpoint.h"
+#include "io/gguf.h"
+#include "io/gguf_dsvl2.h"
+#include "io/model_config.h"
+#include "io/tensor_registry.h"
+#include "ops/quant.h"
+
+namespace dsvl2 {
+
+namespace {
+
+bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// Which part a tensor belongs to, or nullptr when it is never quantized.
+const bool* part_flag(const std::string& n, const QuantizeParts& p) {
+  if (n == "language.lm_head.weight") return &p.head;
+  if (n.rfind("language.model.layers.", 0) != 0 || !contains(n, ".weight")) return nullptr;
+  if (contains(n, ".mlp.experts.")) return &p.experts;
+  if (contains(n, ".mlp.shared_experts.")) return &p.shared;
+  if (contains(n, ".mlp.gate_proj.") || contains(n, ".mlp.up_proj.") || contains(n, ".mlp.down_proj.")) return &p.dense;
+  if (contains(n, ".self_attn.") && contains(n, "_proj") && !contains(n, "kv_b_proj")) return &p.attention;
+  return nullptr;
+}
+
+}  // namespace
+
+QuantizeParts parse_quantize_parts(const std::string& list) {
+  if (list.empty() || list == "all") return {};
+  QuantizeParts p{false, false, false, false, false};
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item == "experts") p.experts = true;
+    else if (item == "shared") p.shared = true;
+    else if (item == "dense") p.dense = true;
+    else if (item == "attention") p.attention = true;
+    else if (item == "head") p.head = true;
+    else DSVL2_FAIL("--parts: unknown part \"%s\" (experts, shared, dense, attention, head or all)", item.c_str());
+  }
+  return p;
+}
+
+QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
+                                  const std::string& out_path) {
+  if (type != "q8_0" && type != "bf16") DSVL2_FAIL("--type \"%s\": supported types are q8_0 and bf16", type.c_str());
+  const bool q8 = type == "q8_0";
+  const std::string config_json = read_file(path_join(dir, "config.json"));
+  const std::string proc_path = path_join(dir, "processor_config.json");
+  const std::string proc_json = file_exists(proc_path) ? read_file(proc_path) : "{}";
+  VLConfig cfg = parse_vl_config(config_json, path_join(dir, "config.json"));
+  Checkpoint ckpt(dir);
+  validate_checkpoint(ckpt, cfg);
+
+  struct Plan {
+    std::string name;
+    TensorView view;
+    bool quantize;
+  };
+  std::vector<Plan> plan;
+  std::vector<GgufWriter::Entry> entries;
+  QuantizeStats st;
+  for (const TensorSpec& s : expected_tensors(cfg)) {
+    TensorView v;
+    if (!ckpt.get(s.name, s.shape, &v)) continue;  // optional and absent
+    const bool* flag = part_flag(s.name, parts);
+    bool quantize = q8 && flag && *flag && v.shape.size() == 2 && v.shape[1] % kQ8Block == 0;
+    GgmlType t;
+    if (quantize) {
+      t = GgmlType::kQ8_0;
+    } else if (!ggml_type_of(v.dtype, &t)) {
+      DSVL2_FAIL("%s: tensor \"%s\" has dtype %s, which GGUF cannot hold", ckpt.file_of(s.name).c_str(), s.name.c_str(),
+                 dtype_name(v.dtype));
+    }
+    plan.push_back({s.name, v, quantize});
+    entries.push_back({s.name, t, v.shape});
+    st.tensors++;
+    st.quantized += quantize;
+    st.bytes_in += v.nbytes;
+  }
+  GgufMetadata md(out_path);
+  uint32_t file_type = gguf_file_type(q8 ? GgmlType::kQ8_0 : GgmlType::kBF16);
+  add_dsvl2_metadata(md, "DeepSeek-VL2 (" + type + ")", config_json, proc_json, file_type, q8);
+  GgufWriter w(out_path, md, entries);
+  std::vector<BlockQ8_0> blocks;
+  for (size_t i = 0; i < plan.size(); i++) {
+    const Plan& p = plan[i];
+    if (!p.quantize) {
+      w.write(p.view.data, p.view.nbytes);
+      st.bytes_out += p.view.nbytes;
+      continue;
+    }
+    // Row by row: widen to f32 (exact for BF16), quantize, append.
+    const int64_t rows = p.view.shape[0], cols = p.view.shape[1];
+    blocks.resize(size_t(cols / kQ8Block));
+    const size_t es = p.view.nbytes / size_t(rows * cols);
+    for (int64_t r = 0; r < rows; r++) {
+      TensorView rv{p.view.dtype, {cols}, static_cast<const uint8_t*>(p.view.data) + size_t(r * cols) * es,
+                    size_t(cols) * es};
+      Tensor f = to_f32(rv);
+      quantize_q8_0(f.f32(), cols, blocks.data());
+      w.write(blocks.data(), blocks.size() * sizeof(BlockQ8_0));
+    }
+    st.bytes_out += w.tensor_bytes(i);
+  }
+  w.close();
+  return st;
+}
+
+}  // namespace dsvl2

@@ -1,0 +1,33 @@
+// `dsvl2 quantize`: a checkpoint folder -> one .gguf with block-quantized
+// language-model matrices (the parts chosen), everything else copied as is.
+// Streams tensor by tensor: the model is never held in RAM.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsvl2 {
+
+// Parts of the language model that can be quantized. The vision tower, the
+// projector, the embedding table, the MoE router and MLA's kv_b_proj always
+// stay in their stored type (their loaders read them element-wise or in f32).
+struct QuantizeParts {
+  bool experts = true;    // routed experts
+  bool shared = true;     // shared experts
+  bool dense = true;      // dense MLP of the first layers
+  bool attention = true;  // q/k/v/o, q_a/q_b, kv_a projections
+  bool head = true;       // lm_head
+};
+// "experts,shared,dense,attention,head" or "all"; throws Error on unknown names.
+QuantizeParts parse_quantize_parts(const std::string& list);
+
+struct QuantizeStats {
+  int64_t tensors = 0, quantized = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+};
+
+// type: "q8_0" (blocks of 32 int8 + f16 scale, ggml layout) or "bf16" (copy).
+QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
+                                  const std::string& out_path);
+
+}  // namespace dsvl2

@@ -1,0 +1,33 @@
+// `dsvl2 quantize`: write a .gguf with Q8_0 language-model matrices.
+#include <chrono>
+#include <cstdio>
+
+#include "command.h"
+#include "model/quantize.h"
+
+namespace dsvl2::cli {
+namespace {
+
+struct QuantizeFlags {
+  std::string model, type = "q8_0", parts = "all", out;
+};
+
+Command reg("quantize", "Quantize a checkpoint's language-model matrices into one .gguf (Q8_0)", [](CLI::App& app) {
+  auto f = std::make_shared<QuantizeFlags>();
+  app.add_option("-m,--model", f->model, "Checkpoint folder")->required();
+  app.add_option("--type", f->type, "q8_0 (int8 blocks of 32 with an f16 scale) or bf16 (copy)");
+  app.add_option("--parts", f->parts, "Comma list of experts,shared,dense,attention,head, or all (default)");
+  app.add_option("-o,--out", f->out, "Output .gguf (put tokenizer.json beside it)")->required();
+  return std::function<int()>([f] {
+    auto t0 = std::chrono::steady_clock::now();
+    QuantizeStats st = quantize_checkpoint(f->model, f->type, parse_quantize_parts(f->parts), f->out);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("%s: %lld tensors (%lld quantized to %s), %.2f GB -> %.2f GB in %.1f s\n", f->out.c_str(),
+                (long long)st.tensors, (long long)st.quantized, f->type.c_str(), double(st.bytes_in) / 1e9,
+                double(st.bytes_out) / 1e9, s);
+    return 0;
+  });
+});
+
+}  // namespace
+}  // namespace dsvl2::cli
