@@ -44,8 +44,11 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
     for (auto& a : images_) {
       if (a.tokens.numel() > 0 && a.crop == crop) continue;
       PreprocessResult pre = preprocess_images({a.image}, model_.processor(), crop ? CropMode::kOn : CropMode::kOff);
-      stats->image_tiles += int(pre.pixel_values.dim(0));
-      a.tokens = model_.vision().embed_images(pre.pixel_values, pre.images_spatial_crop, ops_);
+      const int tiles = int(pre.pixel_values.dim(0));
+      stats->image_tiles += tiles;
+      std::function<void(int, int)> on_block;
+      if (progress_) on_block = [&](int done, int total) { progress_(tiles, done, total); };
+      a.tokens = model_.vision().embed_images(pre.pixel_values, pre.images_spatial_crop, ops_, nullptr, nullptr, on_block);
       a.crop = crop;
     }
     stats->encode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

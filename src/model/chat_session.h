@@ -39,6 +39,8 @@ class ChatSession {
   GenerateResult ask(const std::string& text, std::vector<Image> images, const GenerateRequest& req,
                      const std::function<void(std::string_view)>& on_text, TurnStats* stats = nullptr);
   void clear();
+  // Called while images are encoded: (tiles in this pass, blocks done, blocks).
+  void set_progress(std::function<void(int, int, int)> progress) { progress_ = std::move(progress); }
   int tokens_in_cache() const { return cache_.length(); }
   const std::vector<ChatMessage>& messages() const { return conv_; }
 
@@ -54,6 +56,7 @@ class ChatSession {
   std::vector<AttachedImage> images_;
   KVCache cache_;
   std::vector<int32_t> cached_ids_;  // ids whose K/V the cache holds, in order
+  std::function<void(int, int, int)> progress_;
 };
 
 }  // namespace dsvl2

@@ -192,7 +192,8 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t n_tiles, Vi
   add_inplace(x, h, M * W, *ops.pool);
 }
 
-Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch) const {
+Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch,
+                           const std::function<void(int, int)>& progress) const {
   const int S = cfg_.image_size, P = cfg_.patch_size;
   const Shape& ps = pixel_values.shape();
   DSVL2_REQUIRE(pixel_values.dtype() == DType::kF32 && ps.size() == 4 && ps[0] >= 1 && ps[1] == 3 && ps[2] == S &&
@@ -222,7 +223,10 @@ Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScr
     }
   }, 64);
 
-  for (const VisionBlockWeights& b : w_.blocks) block_forward(b, n, s, ops);
+  for (size_t l = 0; l < w_.blocks.size(); l++) {
+    block_forward(w_.blocks[l], n, s, ops);
+    if (progress) progress(int(l + 1), int(w_.blocks.size()));
+  }
 
   Tensor out = Tensor::f32({n, T, W});
   layer_norm_rows(ops, x, M, W, w_.norm_w, w_.norm_b, out.f32());

@@ -10,6 +10,7 @@
 // attention runs per tile. Weights stay in their file dtype (mmapped BF16);
 // only the small vectors are widened to f32 at load.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <vector>
 
@@ -62,7 +63,9 @@ class VisionTower {
 
   // pixel_values F32 [n, 3, image_size, image_size] (already normalized)
   // -> F32 [n, grid*grid, width]. Throws Error on a wrong shape or dtype.
-  Tensor encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch = nullptr) const;
+  // `progress` (optional) is called after each block with (blocks done, blocks).
+  Tensor encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch = nullptr,
+                const std::function<void(int, int)>& progress = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
   int64_t tokens_per_tile() const { return int64_t(cfg_.grid()) * cfg_.grid(); }

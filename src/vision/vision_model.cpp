@@ -13,13 +13,14 @@ VisionModel VisionModel::load(const Checkpoint& ckpt, const VLConfig& cfg) {
 }
 
 Tensor VisionModel::embed_images(const Tensor& pixel_values, const Tensor& images_spatial_crop, const Ops& ops,
-                                 VisionTrace* trace, VisionScratch* scratch) const {
+                                 VisionTrace* trace, VisionScratch* scratch,
+                                 const std::function<void(int, int)>& progress) const {
   // Check the tile count before the expensive encoder pass.
   const int64_t need = tiles_for_crops(images_spatial_crop);
   DSVL2_REQUIRE(pixel_values.shape().size() == 4 && pixel_values.dim(0) == need,
                 "vision: images_spatial_crop needs %lld tiles but pixel_values is %s", (long long)need,
                 shape_str(pixel_values.shape()).c_str());
-  Tensor feats = tower.encode(pixel_values, ops, scratch);
+  Tensor feats = tower.encode(pixel_values, ops, scratch, progress);
   Tensor proj = projector.forward(feats, ops);
   Tensor tokens = layout.arrange(proj, images_spatial_crop);
   if (trace) {

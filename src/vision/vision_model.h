@@ -30,7 +30,8 @@ struct VisionModel {
   // images_spatial_crop I64 [n_images, 2] = [tiles_w, tiles_h]. Returns the image
   // tokens F32 [N, n_embed] in prompt order. `trace` (optional) keeps the intermediates.
   Tensor embed_images(const Tensor& pixel_values, const Tensor& images_spatial_crop, const Ops& ops,
-                      VisionTrace* trace = nullptr, VisionScratch* scratch = nullptr) const;
+                      VisionTrace* trace = nullptr, VisionScratch* scratch = nullptr,
+                      const std::function<void(int, int)>& progress = {}) const;
 };
 
 }  // namespace dsvl2

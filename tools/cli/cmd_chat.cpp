@@ -17,6 +17,7 @@ int chat_loop(const GenFlags& f) {
   ThreadPool pool(f.threads);
   Ops ops{&kernels_best(), &pool, f.compute_mode()};
   ChatSession chat(model, ops, {f.context, f.system});
+  chat.set_progress(encode_progress_bar(f));
   std::vector<Image> pending;
   status(f, "chat ready: type a message; /image PATH attaches an image, /clear resets, /quit ends");
   std::string line;

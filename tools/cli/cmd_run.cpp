@@ -59,6 +59,7 @@ int run(const RunFlags& f) {
   ThreadPool pool(f.gen.threads);
   Ops ops{&kernels_best(), &pool, compute};
   ChatSession chat(model, ops, {f.gen.context, f.gen.system});
+  chat.set_progress(encode_progress_bar(f.gen));
   if (!images.empty()) status(f.gen, "encoding %zu image(s) ...", images.size());
   TurnStats st;
   GenerateResult g = chat.ask(

@@ -1,6 +1,8 @@
 #include "gen_options.h"
 
 #include <cstdarg>
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "core/error.h"
@@ -44,6 +46,17 @@ GenerateRequest GenFlags::request() const {
 void print_stream(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
+}
+
+std::function<void(int, int, int)> encode_progress_bar(const GenFlags& f) {
+  if (f.quiet || !isatty(fileno(stderr))) return {};
+  return [](int tiles, int done, int total) {
+    const int width = 30, filled = total > 0 ? done * width / total : width;
+    std::fprintf(stderr, "\rdsvl2: encoding %d tile%s [%.*s%*s] %d/%d", tiles, tiles == 1 ? "" : "s", filled,
+                 "##############################", width - filled, "", done, total);
+    if (done == total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
 }
 
 void status(const GenFlags& f, const char* fmt, ...) {

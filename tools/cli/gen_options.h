@@ -1,6 +1,7 @@
 // Flags shared by the commands that generate text (run, chat, ground).
 #pragma once
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,6 +32,10 @@ struct GenFlags {
 
 // Streams generated text to stdout as it arrives.
 void print_stream(std::string_view text);
+
+// A progress bar on stderr for image encoding (nothing when quiet or when
+// stderr is not a terminal).
+std::function<void(int, int, int)> encode_progress_bar(const GenFlags& f);
 
 // Writes one status line to stderr unless quiet ("dsvl2: loading ... 0.12 s").
 void status(const GenFlags& f, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
