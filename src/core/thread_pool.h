@@ -4,6 +4,7 @@
 //   ThreadPool pool(2);
 //   pool.parallel_for(rows, [&](int64_t begin, int64_t end, int tid) { ... });
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -35,12 +36,16 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  // Jobs are published by bumping generation_. Workers spin briefly before
+  // sleeping on cv_start_, and the caller spins before sleeping on cv_done_:
+  // a decode step makes hundreds of short parallel calls, and a futex
+  // sleep/wake per call would cost more than the work.
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace dsvl2

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace dsvl2 {
@@ -19,6 +21,21 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
       for (auto& h : hits) EXPECT_EQ(h.load(), 1);
     }
   }
+}
+
+// Thousands of back-to-back short jobs: the spin/sleep hand-off must neither
+// lose a wake-up (hang) nor run a job twice or on stale state.
+TEST(ThreadPool, ManyShortJobsBackToBack) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> total{0};
+  for (int round = 0; round < 20000; round++) {
+    pool.parallel_for(2, [&](int64_t b, int64_t e, int) { total += e - b; });
+  }
+  EXPECT_EQ(total.load(), 40000);
+  // Idle long enough for the worker to fall asleep, then wake it again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  pool.parallel_for(2, [&](int64_t b, int64_t e, int) { total += e - b; });
+  EXPECT_EQ(total.load(), 40002);
 }
 
 }  // namespace
