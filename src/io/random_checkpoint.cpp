@@ -163,6 +163,7 @@ Init init_for(const TensorSpec& s, const VLConfig& cfg) {
 }
 
 constexpr int64_t kBlock = 1 << 16;  // elements per PRNG stream
+static_assert(kBlock == kRandomBlock, "the header promises this block size");
 
 // Fills out[0, count) with elements [first, first+count) of tensor `index`.
 // first is a multiple of kBlock.
@@ -242,6 +243,24 @@ std::string processor_config_json() {
   return p.dump(2) + "\n";
 }
 
+void random_tensor_chunk(const VLConfig& cfg, const TensorSpec& spec, uint64_t index, uint64_t seed, int64_t first,
+                         int64_t count, uint16_t* out, ThreadPool* pool) {
+  DSVL2_CHECK(first % kBlock == 0, "random_tensor_chunk: first %lld is not block-aligned", (long long)first);
+  const Init init = init_for(spec, cfg);
+  const int64_t blocks = (count + kBlock - 1) / kBlock;
+  auto run = [&](int64_t b0, int64_t b1, int) {
+    for (int64_t b = b0; b < b1; b++) {
+      int64_t off = b * kBlock;
+      fill_block(out + off, std::min(kBlock, count - off), seed, index, first + off, init);
+    }
+  };
+  if (pool && blocks > 1) {
+    pool->parallel_for(blocks, run);
+  } else {
+    run(0, blocks, 0);
+  }
+}
+
 RandomCheckpointStats write_random_checkpoint(const std::string& dir, const std::string& config_json,
                                               const RandomCheckpointOptions& opt) {
   VLConfig cfg = parse_vl_config(config_json, dir + "/config.json");
@@ -287,22 +306,10 @@ RandomCheckpointStats write_random_checkpoint(const std::string& dir, const std:
     SafetensorsWriter w(path_join(dir, name), entries, {{"format", "pt"}});
     for (size_t i : shards[s]) {
       const int64_t n = shape_numel(specs[i].shape);
-      const Init init = init_for(specs[i], cfg);
       for (int64_t first = 0; first < n; first += kChunk) {
         const int64_t count = std::min(kChunk, n - first);
         buf.resize(size_t(count));
-        const int64_t blocks = (count + kBlock - 1) / kBlock;
-        auto run = [&](int64_t b0, int64_t b1, int) {
-          for (int64_t b = b0; b < b1; b++) {
-            int64_t off = b * kBlock;
-            fill_block(buf.data() + off, std::min(kBlock, count - off), opt.seed, i, first + off, init);
-          }
-        };
-        if (opt.pool && blocks > 1) {
-          opt.pool->parallel_for(blocks, run);
-        } else {
-          run(0, blocks, 0);
-        }
+        random_tensor_chunk(cfg, specs[i], i, opt.seed, first, count, buf.data(), opt.pool);
         w.write(buf.data(), size_t(count) * 2);
       }
     }

@@ -40,6 +40,16 @@ struct RandomCheckpointStats {
 
 // Writes <dir>/config.json (config_json verbatim, after validating it),
 // processor_config.json and the weights; creates dir if needed. Throws Error.
+struct TensorSpec;
+struct VLConfig;
+// Elements [first, first + count) of the random BF16 tensor `index` of
+// expected_tensors(cfg) (`spec` is that entry), exactly as the checkpoint
+// writer generates them: the same seed gives the same values whatever the
+// container. `first` must be a multiple of kRandomBlock.
+constexpr int64_t kRandomBlock = 1 << 16;
+void random_tensor_chunk(const VLConfig& cfg, const TensorSpec& spec, uint64_t index, uint64_t seed, int64_t first,
+                         int64_t count, uint16_t* out, ThreadPool* pool);
+
 RandomCheckpointStats write_random_checkpoint(const std::string& dir, const std::string& config_json,
                                               const RandomCheckpointOptions& opt = {});
 

@@ -8,6 +8,7 @@
 #include "io/gguf.h"
 #include "io/gguf_dsvl2.h"
 #include "io/model_config.h"
+#include "io/random_checkpoint.h"
 #include "io/tensor_registry.h"
 #include "ops/quant.h"
 
@@ -29,6 +30,69 @@ const bool* part_flag(const std::string& n, const QuantizeParts& p) {
 }
 
 }  // namespace
+
+namespace {
+// Decides one tensor's stored type: Q8_0 for a chosen part whose rows are
+// whole blocks, else its own type.
+bool plan_type(const std::string& name, const Shape& shape, DType stored, bool q8, const QuantizeParts& parts,
+               GgmlType* out, const std::string& where) {
+  const bool* flag = part_flag(name, parts);
+  if (q8 && flag && *flag && shape.size() == 2 && shape[1] % kQ8Block == 0) {
+    *out = GgmlType::kQ8_0;
+    return true;
+  }
+  if (!ggml_type_of(stored, out))
+    DSVL2_FAIL("%s: tensor \"%s\" has dtype %s, which GGUF cannot hold", where.c_str(), name.c_str(), dtype_name(stored));
+  return false;
+}
+}  // namespace
+
+QuantizeStats write_random_gguf(const std::string& out_path, const std::string& config_json, uint64_t seed,
+                                ThreadPool* pool) {
+  VLConfig cfg = parse_vl_config(config_json, out_path + " (config)");
+  std::vector<TensorSpec> specs = expected_tensors(cfg);
+  std::vector<GgufWriter::Entry> entries;
+  std::vector<bool> quantized;
+  QuantizeStats st;
+  for (const TensorSpec& s : specs) {
+    GgmlType t;
+    quantized.push_back(plan_type(s.name, s.shape, DType::kBF16, true, {}, &t, out_path));
+    entries.push_back({s.name, t, s.shape});
+    st.tensors++;
+    st.quantized += quantized.back();
+    st.bytes_in += uint64_t(shape_numel(s.shape)) * 2;
+  }
+  GgufMetadata md(out_path);
+  add_dsvl2_metadata(md, "DeepSeek-VL2 random (q8_0)", config_json, processor_config_json(),
+                     gguf_file_type(GgmlType::kQ8_0), true);
+  GgufWriter w(out_path, md, entries);
+  // Q8_0 blocks are 32 consecutive elements of a row and rows are whole
+  // blocks, so a flat chunk of the tensor quantizes on its own.
+  constexpr int64_t kChunk = 64 * kRandomBlock;
+  std::vector<uint16_t> bf;
+  std::vector<float> f;
+  std::vector<BlockQ8_0> blocks;
+  for (size_t i = 0; i < specs.size(); i++) {
+    const int64_t n = shape_numel(specs[i].shape);
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = std::min(kChunk, n - first);
+      bf.resize(size_t(count));
+      random_tensor_chunk(cfg, specs[i], i, seed, first, count, bf.data(), pool);
+      if (!quantized[i]) {
+        w.write(bf.data(), size_t(count) * 2);
+        continue;
+      }
+      f.resize(size_t(count));
+      for (int64_t k = 0; k < count; k++) f[size_t(k)] = bf16_to_f32(bf[size_t(k)]);
+      blocks.resize(size_t(count / kQ8Block));
+      quantize_q8_0(f.data(), count, blocks.data());
+      w.write(blocks.data(), blocks.size() * sizeof(BlockQ8_0));
+    }
+    st.bytes_out += w.tensor_bytes(i);
+  }
+  w.close();
+  return st;
+}
 
 QuantizeParts parse_quantize_parts(const std::string& list) {
   if (list.empty() || list == "all") return {};
@@ -68,15 +132,8 @@ QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& typ
   for (const TensorSpec& s : expected_tensors(cfg)) {
     TensorView v;
     if (!ckpt.get(s.name, s.shape, &v)) continue;  // optional and absent
-    const bool* flag = part_flag(s.name, parts);
-    bool quantize = q8 && flag && *flag && v.shape.size() == 2 && v.shape[1] % kQ8Block == 0;
     GgmlType t;
-    if (quantize) {
-      t = GgmlType::kQ8_0;
-    } else if (!ggml_type_of(v.dtype, &t)) {
-      DSVL2_FAIL("%s: tensor \"%s\" has dtype %s, which GGUF cannot hold", ckpt.file_of(s.name).c_str(), s.name.c_str(),
-                 dtype_name(v.dtype));
-    }
+    const bool quantize = plan_type(s.name, s.shape, v.dtype, q8, parts, &t, ckpt.file_of(s.name));
     plan.push_back({s.name, v, quantize});
     entries.push_back({s.name, t, v.shape});
     st.tensors++;

@@ -8,6 +8,8 @@
 
 namespace dsvl2 {
 
+class ThreadPool;
+
 // Parts of the language model that can be quantized. The vision tower, the
 // projector, the embedding table, the MoE router and MLA's kv_b_proj always
 // stay in their stored type (their loaders read them element-wise or in f32).
@@ -25,6 +27,13 @@ struct QuantizeStats {
   int64_t tensors = 0, quantized = 0;
   uint64_t bytes_in = 0, bytes_out = 0;
 };
+
+// A random checkpoint with a preset's config, written straight to one .gguf
+// with its language-model matrices in Q8_0 (the same values
+// make-random-checkpoint writes in BF16, then quantized), so models larger
+// than memory in BF16 can be generated and benchmarked. Streams.
+QuantizeStats write_random_gguf(const std::string& out_path, const std::string& config_json, uint64_t seed,
+                                ThreadPool* pool);
 
 // type: "q8_0" (blocks of 32 int8 + f16 scale, ggml layout) or "bf16" (copy).
 QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
