@@ -23,6 +23,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,7 @@
 #include "core/file.h"
 #include "core/tensor.h"
 #include "io/gguf_types.h"
+#include "io/tensor_stream.h"
 
 namespace dsvl2 {
 
@@ -243,21 +245,14 @@ class GgufWriter {
     Shape shape;  // PyTorch order; the last dimension is a whole number of blocks
   };
   GgufWriter(const std::string& path, const GgufMetadata& metadata, std::vector<Entry> entries);
-  void write(const void* bytes, size_t n);
-  void close();  // checks every tensor was written in full; throws on I/O error
-  ~GgufWriter();
-  uint64_t tensor_bytes(size_t i) const { return sizes_.at(i); }
+  void write(const void* bytes, size_t n) { stream_->write(bytes, n); }
+  void close() { stream_->close(); }  // checks every tensor was written in full; throws on I/O error
+  uint64_t tensor_bytes(size_t i) const { return stream_->size_of(i); }
 
  private:
-  void pad_current();
-  std::string path_;
-  std::ofstream out_;
   std::vector<Entry> entries_;
-  std::vector<uint64_t> sizes_;
   uint32_t alignment_ = kGgufDefaultAlignment;
-  size_t current_ = 0;
-  uint64_t written_in_current_ = 0;
-  bool closed_ = false;
+  std::unique_ptr<TensorStream> stream_;
 };
 
 // Convenience: writes whole tensors (F32/F16/BF16/I* and the block DTypes).

@@ -37,7 +37,7 @@ uint32_t writer_alignment(const GgufMetadata& md, const std::string& path) {
 }  // namespace
 
 GgufWriter::GgufWriter(const std::string& path, const GgufMetadata& metadata, std::vector<Entry> entries)
-    : path_(path), entries_(std::move(entries)) {
+    : entries_(std::move(entries)) {
   const char* w = path.c_str();
   alignment_ = writer_alignment(metadata, path);
 
@@ -63,6 +63,8 @@ GgufWriter::GgufWriter(const std::string& path, const GgufMetadata& metadata, st
   }
 
   std::set<std::string> names;
+  std::vector<std::string> order;
+  std::vector<uint64_t> sizes;
   uint64_t offset = 0;
   for (const auto& e : entries_) {
     std::string en = gguf_escape(e.name);
@@ -87,61 +89,15 @@ GgufWriter::GgufWriter(const std::string& path, const GgufMetadata& metadata, st
     for (auto it = e.shape.rbegin(); it != e.shape.rend(); ++it) put<int64_t>(h, *it);  // ne[0] = innermost
     put<uint32_t>(h, uint32_t(e.type));
     put<uint64_t>(h, offset);
-    sizes_.push_back(nbytes);
+    sizes.push_back(nbytes);
+    order.push_back(e.name);
     uint64_t padded = (nbytes + alignment_ - 1) / alignment_ * alignment_;
     if (padded < nbytes || __builtin_add_overflow(offset, padded, &offset))
       DSVL2_FAIL("%s: data section size overflows", w);
   }
   while (h.size() % alignment_) h += '\0';
 
-  out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out_) DSVL2_FAIL("%s: cannot create", w);
-  out_.write(h.data(), std::streamsize(h.size()));
-  if (!out_) DSVL2_FAIL("%s: write error (disk full?)", w);
-  while (current_ < sizes_.size() && sizes_[current_] == 0) current_++;
-}
-
-void GgufWriter::pad_current() {
-  static const char zeros[256] = {};
-  uint64_t pad = (alignment_ - sizes_[current_] % alignment_) % alignment_;
-  while (pad > 0) {
-    size_t k = size_t(std::min<uint64_t>(pad, sizeof(zeros)));
-    out_.write(zeros, std::streamsize(k));
-    pad -= k;
-  }
-}
-
-void GgufWriter::write(const void* bytes, size_t n) {
-  const char* p = static_cast<const char*>(bytes);
-  while (n > 0) {
-    DSVL2_CHECK(current_ < sizes_.size(), "%s: more bytes written than declared", path_.c_str());
-    uint64_t room = sizes_[current_] - written_in_current_;
-    size_t take = size_t(std::min<uint64_t>(room, n));
-    out_.write(p, std::streamsize(take));
-    p += take;
-    n -= take;
-    written_in_current_ += take;
-    if (written_in_current_ == sizes_[current_]) {
-      pad_current();
-      current_++;
-      written_in_current_ = 0;
-      while (current_ < sizes_.size() && sizes_[current_] == 0) current_++;
-    }
-  }
-  if (!out_) DSVL2_FAIL("%s: write error (disk full?)", path_.c_str());
-}
-
-void GgufWriter::close() {
-  if (closed_) return;
-  closed_ = true;
-  DSVL2_CHECK(current_ == sizes_.size(), "%s: tensor \"%s\" not fully written", path_.c_str(),
-              current_ < entries_.size() ? entries_[current_].name.c_str() : "");
-  out_.close();
-  if (!out_) DSVL2_FAIL("%s: write error on close", path_.c_str());
-}
-
-GgufWriter::~GgufWriter() {
-  if (!closed_ && out_.is_open()) out_.close();
+  stream_ = std::make_unique<TensorStream>(path, h, std::move(order), std::move(sizes), alignment_);
 }
 
 void save_gguf(const std::string& path, const GgufMetadata& metadata,

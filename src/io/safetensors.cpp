@@ -187,66 +187,31 @@ const SafetensorsTensor* SafetensorsFile::find(std::string_view name) const {
 }
 
 SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Entry> entries,
-                                     const std::map<std::string, std::string>& metadata)
-    : path_(path), entries_(std::move(entries)) {
+                                     const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json j;
   if (!metadata.empty()) j["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::set<std::string> names;
-  for (const auto& e : entries_) {
+  std::vector<std::string> order;
+  std::vector<uint64_t> sizes;
+  for (const auto& e : entries) {
     if (!names.insert(e.name).second) DSVL2_FAIL("%s: duplicate tensor name \"%s\"", path.c_str(), e.name.c_str());
     if (dtype_is_quantized(e.dtype))
       DSVL2_FAIL("%s: tensor \"%s\": %s is a GGUF block type, not a safetensors dtype", path.c_str(), e.name.c_str(),
                  dtype_name(e.dtype));
     uint64_t n = uint64_t(shape_numel(e.shape)) * dtype_size(e.dtype);
     j[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + n}}};
-    sizes_.push_back(n);
+    order.push_back(e.name);
+    sizes.push_back(n);
     offset += n;
   }
   std::string header = j.dump();
   if (header == "null") header = "{}";
   while (header.size() % 8) header += ' ';  // align the data section to 8 bytes
   if (header.size() > kSafetensorsMaxHeader) DSVL2_FAIL("%s: safetensors header would exceed 100 MB", path.c_str());
-  out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out_) DSVL2_FAIL("%s: cannot create", path.c_str());
-  uint64_t n = header.size();
-  char len[8];
-  for (int i = 0; i < 8; i++) len[i] = char((n >> (8 * i)) & 0xff);
-  out_.write(len, 8);
-  out_.write(header.data(), std::streamsize(header.size()));
-  while (current_ < sizes_.size() && sizes_[current_] == 0) current_++;
-}
-
-void SafetensorsWriter::write(const void* bytes, size_t n) {
-  const char* p = static_cast<const char*>(bytes);
-  while (n > 0) {
-    DSVL2_CHECK(current_ < sizes_.size(), "%s: more bytes written than declared", path_.c_str());
-    uint64_t room = sizes_[current_] - written_in_current_;
-    size_t take = size_t(std::min<uint64_t>(room, n));
-    out_.write(p, std::streamsize(take));
-    p += take;
-    n -= take;
-    written_in_current_ += take;
-    if (written_in_current_ == sizes_[current_]) {
-      current_++;
-      written_in_current_ = 0;
-      while (current_ < sizes_.size() && sizes_[current_] == 0) current_++;
-    }
-  }
-  if (!out_) DSVL2_FAIL("%s: write error (disk full?)", path_.c_str());
-}
-
-void SafetensorsWriter::close() {
-  if (closed_) return;
-  closed_ = true;
-  DSVL2_CHECK(current_ == sizes_.size(), "%s: tensor \"%s\" not fully written", path_.c_str(),
-              current_ < entries_.size() ? entries_[current_].name.c_str() : "");
-  out_.close();
-  if (!out_) DSVL2_FAIL("%s: write error on close", path_.c_str());
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (!closed_ && out_.is_open()) out_.close();
+  std::string prefix(8, '\0');
+  for (int i = 0; i < 8; i++) prefix[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  stream_ = std::make_unique<TensorStream>(path, prefix + header, std::move(order), std::move(sizes), 1);
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors) {

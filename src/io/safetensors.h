@@ -18,6 +18,7 @@
 
 #include "core/file.h"
 #include "core/tensor.h"
+#include "io/tensor_stream.h"
 
 namespace dsvl2 {
 
@@ -64,18 +65,11 @@ class SafetensorsWriter {
   SafetensorsWriter(const std::string& path, std::vector<Entry> entries,
                     const std::map<std::string, std::string>& metadata = {});
   // Appends bytes to the current tensor; moves to the next when it is full.
-  void write(const void* bytes, size_t n);
-  void close();  // checks every tensor was written in full
-  ~SafetensorsWriter();
+  void write(const void* bytes, size_t n) { stream_->write(bytes, n); }
+  void close() { stream_->close(); }  // checks every tensor was written in full
 
  private:
-  std::string path_;
-  std::ofstream out_;
-  std::vector<Entry> entries_;
-  std::vector<uint64_t> sizes_;
-  size_t current_ = 0;
-  uint64_t written_in_current_ = 0;
-  bool closed_ = false;
+  std::unique_ptr<TensorStream> stream_;
 };
 
 // Convenience: writes whole tensors (small outputs such as traces).
