@@ -118,13 +118,6 @@ Tensor LanguageModel::step(int token, KVCache& cache, const Ops& ops) const {
   return forward(e.data(), 1, cache, ops, LogitsMode::kLast);
 }
 
-int argmax(const float* logits, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; i++)
-    if (logits[i] > logits[best]) best = i;
-  return int(best);
-}
-
 GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
                              const GenerateOptions& opt) {
   DSVL2_REQUIRE(opt.max_new_tokens >= 1, "generate: max_new_tokens %d must be >= 1", opt.max_new_tokens);

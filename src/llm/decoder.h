@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/argmax.h"
 #include "io/model_config.h"
 #include "llm/attention_mha.h"
 #include "llm/attention_mla.h"
@@ -88,7 +89,5 @@ struct GenerateOptions {
 GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
                              const GenerateOptions& opt = {});
 
-// Index of the largest logit (first one on ties, as torch.argmax).
-int argmax(const float* logits, int64_t n);
 
 }  // namespace dsvl2

@@ -16,13 +16,6 @@ void validate_sampling(const SamplingParams& p) {
     DSVL2_FAIL("repetition_penalty must be > 0, got %g", p.repetition_penalty);
 }
 
-int argmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; i++)
-    if (x[i] > x[best]) best = i;
-  return best;
-}
-
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate_sampling(p); }
 
 void Sampler::accept_prompt(const std::vector<int>& ids) {

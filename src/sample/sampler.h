@@ -13,6 +13,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/argmax.h"
+
 namespace dsvl2 {
 
 struct SamplingParams {
@@ -45,8 +47,6 @@ class Sampler {
   std::vector<int> idx_;
 };
 
-// Greedy argmax; ties go to the lowest id (torch.argmax's choice).
-int argmax(const float* x, int n);
 
 // Watches decoded text for stop strings. Text that could be the start of a
 // stop string is held back until it is decided, so a stop string never leaks

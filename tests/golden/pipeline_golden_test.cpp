@@ -53,7 +53,7 @@ TEST_P(PipelineGolden, MatchesOfficialLogitsAndGreedyTokens) {
     double step_max = 0;
     for (int i = 0; i < 8; i++) {
       step_max = std::max(step_max, test::diff(cur.data(), want_steps.f32() + i * V, V).max_abs);
-      int next = int(std::max_element(cur.begin(), cur.end()) - cur.begin());
+      int next = argmax(cur.data(), V);
       gen.push_back(next);
       if (i < 7) {
         Tensor l = model.language().step(next, cache, ops);
@@ -76,7 +76,7 @@ TEST_P(PipelineGolden, MatchesOfficialLogitsAndGreedyTokens) {
       for (int t = 0; t < T; t++) {
         const float* a = logits.f32() + t * V;
         const float* b = want.f32() + t * V;
-        agree += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+        agree += argmax(a, V) == argmax(b, V);
       }
       double frac = double(agree) / T;
       EXPECT_GE(frac, 0.96) << "argmax agreement over all prompt positions";

@@ -125,8 +125,7 @@ int run_bench(const BenchFlags& f) {
     Tensor logits = model.language().forward(e.f32(), 16, cache, ops, LogitsMode::kLast);
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < n_decode; i++) {
-      const float* l = logits.f32();
-      int next = int(std::max_element(l, l + logits.dim(-1)) - l);
+      int next = argmax(logits.f32(), logits.dim(-1));
       logits = model.language().step(next, cache, ops);
     }
     decode_tok_s = n_decode / since(t0);
