@@ -65,6 +65,28 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   ::close(fd);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+bool MappedFile::populate() const {
+  if (!data_ || size_ == 0) return true;
+  void* p = const_cast<uint8_t*>(data_);
+  if (::madvise(p, size_, MADV_POPULATE_READ) == 0) return true;
+  ::madvise(p, size_, MADV_WILLNEED);
+  return false;
+}
+
+size_t memory_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;
+}
+
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -11,6 +11,8 @@ std::string read_file(const std::string& path);  // throws Error naming the path
 void write_file(const std::string& path, std::string_view bytes);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
+// MemAvailable from /proc/meminfo in bytes, 0 when unknown.
+size_t memory_available_bytes();
 std::string path_join(const std::string& a, const std::string& b);
 
 class MappedFile {
@@ -26,6 +28,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Maps every page now (MADV_POPULATE_READ, reading from disk what the page
+  // cache lacks) so that later first touches do not fault one by one. Returns
+  // false when the kernel cannot (before Linux 5.14); then it only hints.
+  bool populate() const;
 
  private:
   std::string path_;

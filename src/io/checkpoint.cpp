@@ -149,4 +149,14 @@ size_t Checkpoint::total_bytes() const {
   return n;
 }
 
+bool Checkpoint::populate(size_t budget_bytes) const {
+  size_t bytes = 0;
+  for (const auto& s : shards_) bytes += s->mapping().size();
+  if (gguf_) bytes += gguf_->mapping().size();
+  if (bytes > budget_bytes) return false;
+  for (const auto& s : shards_) s->mapping().populate();
+  if (gguf_) gguf_->mapping().populate();
+  return true;
+}
+
 }  // namespace dsvl2

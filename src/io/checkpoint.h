@@ -46,6 +46,10 @@ class Checkpoint {
   std::string file_of(std::string_view name) const;
   std::vector<std::string> names() const;
   size_t total_bytes() const;
+  // Maps all files' pages up front when they fit in `budget_bytes` (the
+  // caller passes what memory can hold), so the first prompt does not pay a
+  // page fault per 4 KiB of weights. Returns whether it populated.
+  bool populate(size_t budget_bytes) const;
 
  private:
   struct Loc {

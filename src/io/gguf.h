@@ -225,6 +225,7 @@ class GgufFile {
   const GgufMetadata& metadata() const { return header_.metadata; }
   const std::vector<GgufTensor>& tensors() const { return header_.tensors; }
   const GgufTensor* find(std::string_view name) const;
+  const MappedFile& mapping() const { return map_; }
 
  private:
   MappedFile map_;

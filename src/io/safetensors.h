@@ -46,6 +46,7 @@ class SafetensorsFile {
   const std::vector<SafetensorsTensor>& tensors() const { return header_.tensors; }
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const SafetensorsTensor* find(std::string_view name) const;
+  const MappedFile& mapping() const { return map_; }
 
  private:
   MappedFile map_;

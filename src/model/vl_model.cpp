@@ -42,6 +42,10 @@ void VisionLanguageModel::load_gguf(const std::string& file) {
 
 void VisionLanguageModel::build(const std::string& tokenizer_dir) {
   validate_checkpoint(*ckpt_, cfg_);
+  // Weights that fit in 90% of free memory are mapped now: a fresh process
+  // otherwise faults them in 4 KiB at a time during its first prompt
+  // (measured on Tiny: a 14-token first prefill 6.6 s, the next 0.9 s).
+  ckpt_->populate(memory_available_bytes() / 10 * 9);
   vision_ = std::make_unique<VisionModel>(VisionModel::load(*ckpt_, cfg_));
   lm_ = std::make_unique<LanguageModel>(cfg_.language, checkpoint_source(*ckpt_));
   const std::string& dir = tokenizer_dir;

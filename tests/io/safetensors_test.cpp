@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/file.h"
+#include "io/checkpoint.h"
 #include "test_util.h"
 
 namespace dsvl2 {
@@ -39,6 +41,23 @@ TEST(Safetensors, WriteThenReadRoundTrips) {
   Tensor bb = to_f32(f.find("b")->view);
   EXPECT_EQ(bb.f32()[3], 1.f);
   EXPECT_EQ(f.find("missing"), nullptr);
+}
+
+// Prefaulting maps pages without changing what they read; a checkpoint over
+// the budget is left alone.
+TEST(Safetensors, CheckpointPopulateKeepsBytesAndRespectsBudget) {
+  std::string dir = test::temp_dir("st_populate");
+  Tensor a = Tensor::f32({64, 64});
+  for (int i = 0; i < 64 * 64; i++) a.f32()[i] = float(i % 97) - 40.f;
+  save_safetensors(dir + "/model.safetensors", {{"a", &a}});
+  Checkpoint ck(dir);
+  EXPECT_FALSE(ck.populate(100));  // the file is larger than 100 bytes
+  EXPECT_TRUE(ck.populate(size_t(1) << 30));
+  Tensor back = to_f32(ck.require("a", {64, 64}));
+  for (int i = 0; i < 64 * 64; i++) ASSERT_EQ(back.f32()[i], a.f32()[i]);
+  MappedFile empty_map;
+  EXPECT_TRUE(empty_map.populate());
+  EXPECT_GT(memory_available_bytes(), size_t(0));
 }
 
 TEST(Safetensors, AcceptsPaddedAndEmptyHeaders) {
