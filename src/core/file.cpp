@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -75,6 +76,15 @@ bool MappedFile::populate() const {
   if (::madvise(p, size_, MADV_POPULATE_READ) == 0) return true;
   ::madvise(p, size_, MADV_WILLNEED);
   return false;
+}
+
+size_t MappedFile::release(const void* p, size_t n) const {
+  if (!contains(p)) return 0;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = uintptr_t(p), hi = std::min(lo + n, uintptr_t(data_ + size_));
+  const uintptr_t a = (lo + page - 1) & ~(page - 1), b = hi & ~(page - 1);
+  if (b <= a) return 0;
+  return ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED) == 0 ? size_t(b - a) : 0;
 }
 
 size_t memory_available_bytes() {

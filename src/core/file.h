@@ -32,6 +32,14 @@ class MappedFile {
   // cache lacks) so that later first touches do not fault one by one. Returns
   // false when the kernel cannot (before Linux 5.14); then it only hints.
   bool populate() const;
+  // Drops this process's mapping of the whole pages inside [p, p + n) (bytes
+  // another copy now serves); they are read back from the file if touched
+  // again. Ranges outside the mapping are ignored. Returns the bytes dropped.
+  size_t release(const void* p, size_t n) const;
+  bool contains(const void* p) const {
+    auto* b = static_cast<const uint8_t*>(p);
+    return data_ && b >= data_ && b < data_ + size_;
+  }
 
  private:
   std::string path_;

@@ -149,6 +149,13 @@ size_t Checkpoint::total_bytes() const {
   return n;
 }
 
+size_t Checkpoint::release(const void* p, size_t n) const {
+  for (const auto& s : shards_)
+    if (s->mapping().contains(p)) return s->mapping().release(p, n);
+  if (gguf_ && gguf_->mapping().contains(p)) return gguf_->mapping().release(p, n);
+  return 0;
+}
+
 bool Checkpoint::populate(size_t budget_bytes) const {
   size_t bytes = 0;
   for (const auto& s : shards_) bytes += s->mapping().size();

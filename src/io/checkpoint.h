@@ -50,6 +50,9 @@ class Checkpoint {
   // caller passes what memory can hold), so the first prompt does not pay a
   // page fault per 4 KiB of weights. Returns whether it populated.
   bool populate(size_t budget_bytes) const;
+  // Drops the mapped pages of bytes [p, p + n) of whichever file holds them
+  // (MappedFile::release); returns the bytes dropped.
+  size_t release(const void* p, size_t n) const;
 
  private:
   struct Loc {

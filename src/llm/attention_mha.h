@@ -20,6 +20,13 @@ class AttentionMha {
   // x[T, hidden] at positions cache.length() + t; stores this layer's k/v rows
   // (the caller reserved them) and writes y[T, hidden].
   void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
+  template <class F>
+  void for_each_linear(F&& f) {
+    f(q_);
+    f(k_);
+    f(v_);
+    f(o_);
+  }
 
  private:
   AttentionMha(int heads, int kv_heads, int head_dim, const Rope& rope)

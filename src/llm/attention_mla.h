@@ -26,6 +26,12 @@ class AttentionMla {
   // (the caller reserved them) and writes y[T, hidden].
   void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
   float softmax_scale() const { return scale_; }
+  // The projections run through Ops::linear (kv_b_proj is read per head).
+  template <class F>
+  void for_each_linear(F&& f) {
+    for (Weight* w : {&q_, &q_a_, &q_b_, &kv_a_, &o_})
+      if (!w->empty()) f(*w);
+  }
 
  private:
   explicit AttentionMla(const Rope& rope) : rope_(rope) {}

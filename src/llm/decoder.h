@@ -12,11 +12,13 @@
 //   KVCache cache(cfg.language);                               // context = max_position_embeddings
 //   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kLast);
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/argmax.h"
 #include "io/model_config.h"
 #include "llm/attention_mha.h"
@@ -43,6 +45,8 @@ class LanguageModel {
   ~LanguageModel();
 
   const LanguageConfig& config() const { return cfg_; }
+  // embed_tokens [vocab, hidden] as stored (read one row per token).
+  const Weight& embedding_table() const { return embed_tokens_; }
 
   // Token embeddings [T, hidden] (f32). Error for ids outside the vocabulary.
   Tensor embed(const std::vector<int>& ids) const;
@@ -58,6 +62,16 @@ class LanguageModel {
   // One decoding step: embeds `token` at position cache.length(), returns its logits [1, vocab].
   Tensor step(int token, KVCache& cache, const Ops& ops) const;
 
+  // Once, before the model is shared: repacks every matrix that runs through
+  // Ops::linear into the layout ops' kernel table prefers for ops.compute
+  // (Ops::prepare), in one huge-page arena, packing on ops' threads. After a
+  // matrix is packed, `release(data, bytes)` is called for its source bytes
+  // (VisionLanguageModel drops the checkpoint's mapped pages there, so the
+  // packed copy replaces the mapped one in memory instead of doubling it).
+  // The source views stay valid: other tables and modes still read them.
+  // Returns the packed bytes (0 when the table has no packed form).
+  size_t prepare(const Ops& ops, const std::function<void(const void*, size_t)>& release = {});
+
  private:
   struct Layer {
     Tensor input_norm, post_norm;
@@ -68,7 +82,12 @@ class LanguageModel {
   };
   void run_chunk(float* h, int T, KVCache& cache, const Ops& ops) const;
 
+  template <class F>
+  void for_each_linear(F&& f);
+
   LanguageConfig cfg_;
+  std::unique_ptr<WeightArena> packed_;
+  bool prepared_ = false;
   Weight embed_tokens_, lm_head_;
   Tensor final_norm_;
   std::vector<Layer> layers_;

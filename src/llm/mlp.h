@@ -16,6 +16,12 @@ struct Mlp {
   static Mlp load(const WeightSource& src, const std::string& prefix, int64_t hidden, int64_t inter);
   // y[T, hidden] for x[T, hidden]; y may not alias x.
   void forward(const float* x, int64_t T, float* y, const Ops& ops) const;
+  template <class F>
+  void for_each_linear(F&& f) {
+    f(gate);
+    f(up);
+    f(down);
+  }
 };
 
 }  // namespace dsvl2

@@ -47,6 +47,12 @@ class Moe {
   // y[T, hidden] = routed + shared experts of x[T, hidden]; y may not alias x.
   void forward(const float* x, int64_t T, float* y, const Ops& ops) const;
   const RouterConfig& router() const { return rc_; }
+  // The experts' matrices (not the router, which runs in f32).
+  template <class F>
+  void for_each_linear(F&& f) {
+    for (Mlp& e : experts_) e.for_each_linear(f);
+    if (has_shared_) shared_.for_each_linear(f);
+  }
 
  private:
   RouterConfig rc_;

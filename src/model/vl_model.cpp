@@ -48,6 +48,9 @@ void VisionLanguageModel::build(const std::string& tokenizer_dir) {
   ckpt_->populate(memory_available_bytes() / 10 * 9);
   vision_ = std::make_unique<VisionModel>(VisionModel::load(*ckpt_, cfg_));
   lm_ = std::make_unique<LanguageModel>(cfg_.language, checkpoint_source(*ckpt_));
+  // The embedding table is read a row per token: map those rows on demand.
+  const Weight& emb = lm_->embedding_table();
+  ckpt_->release(emb.data, size_t(emb.rows * emb.cols) * dtype_size(emb.dtype));
   const std::string& dir = tokenizer_dir;
   if (file_exists(path_join(dir, "tokenizer.json"))) {
     tok_.emplace(Tokenizer::load(dir));
@@ -59,6 +62,11 @@ void VisionLanguageModel::build(const std::string& tokenizer_dir) {
 }
 
 VisionLanguageModel::~VisionLanguageModel() = default;
+
+size_t VisionLanguageModel::prepare(const Ops& ops) {
+  const Checkpoint& ck = *ckpt_;
+  return lm_->prepare(ops, [&ck](const void* p, size_t n) { ck.release(p, n); });
+}
 
 const Tokenizer& VisionLanguageModel::tokenizer() const {
   if (!tok_) DSVL2_FAIL("%s: no tokenizer.json in the checkpoint folder", dir_.c_str());

@@ -46,6 +46,13 @@ class VisionLanguageModel {
   Tensor embed_prompt(const std::vector<int32_t>& ids, int image_token_id, const PreprocessResult* images,
                       const Ops& ops, VisionTrace* trace = nullptr) const;
 
+  // Once after loading, before the model is shared: repacks the language
+  // model's matrices for ops (LanguageModel::prepare) and drops the mapped
+  // checkpoint pages they replace. Worth it when the model will run more than
+  // a few tokens with these ops (a session, a server, a benchmark); results
+  // are unchanged and other ops keep working. Returns the packed bytes.
+  size_t prepare(const Ops& ops);
+
  private:
   void load_gguf(const std::string& file);
   void build(const std::string& tokenizer_dir);

@@ -42,6 +42,12 @@ Weight Ops::prepare(const Weight& w, Tensor* storage) const {
   return out;
 }
 
+Weight Ops::prepare_into(const Weight& w, void* dst) const {
+  Weight out = w;
+  if (k->prepare && k->prepare(w, compute, nullptr, nullptr) > 0) k->prepare(w, compute, dst, &out);
+  return out;
+}
+
 namespace {
 uint64_t xgetbv0() {
   uint32_t eax, edx;

@@ -48,24 +48,31 @@ struct AlignedBuf {
   }
 };
 
-// Size in PackT of W packed once for Kern: every (K block, panel) pair at
-// prepacked_offset, each panel_elems(kKC) long.
+// W packed once for Kern: K block kb holds n_panels panels of
+// panel_elems(kc of that block) each; only the last block is shorter than kKC,
+// so block kb starts at kb * n_panels * panel_elems(kKC).
+template <class Kern>
+int64_t prepacked_last_kc(const Weight& w) {
+  return w.cols - (w.cols - 1) / Kern::kKC * Kern::kKC;
+}
 template <class Kern>
 size_t prepacked_elems(const Weight& w) {
   const int64_t n_panels = (w.rows + Kern::kNR - 1) / Kern::kNR, n_kb = (w.cols + Kern::kKC - 1) / Kern::kKC;
-  return size_t(n_panels * n_kb) * Kern::panel_elems(Kern::kKC);
+  return size_t(n_panels) *
+         (size_t(n_kb - 1) * Kern::panel_elems(Kern::kKC) + Kern::panel_elems(prepacked_last_kc<Kern>(w)));
 }
 template <class Kern>
-size_t prepacked_offset(int64_t n_panels, int64_t kb, int64_t panel) {
-  return size_t(kb * n_panels + panel) * Kern::panel_elems(Kern::kKC);
+size_t prepacked_offset(int64_t n_panels, int64_t kb, int64_t panel, int64_t kc) {
+  return size_t(kb * n_panels) * Kern::panel_elems(Kern::kKC) + size_t(panel) * Kern::panel_elems(kc);
 }
 template <class Kern>
 void prepack(const Weight& w, typename Kern::PackT* dst) {
   const int64_t n_panels = (w.rows + Kern::kNR - 1) / Kern::kNR;
-  for (int64_t k0 = 0, kb = 0; k0 < w.cols; k0 += Kern::kKC, kb++)
+  for (int64_t k0 = 0, kb = 0; k0 < w.cols; k0 += Kern::kKC, kb++) {
+    const int64_t kc = std::min<int64_t>(Kern::kKC, w.cols - k0);
     for (int64_t p = 0; p < n_panels; p++)
-      Kern::pack(w, p * Kern::kNR, k0, std::min<int64_t>(Kern::kKC, w.cols - k0),
-                 dst + prepacked_offset<Kern>(n_panels, kb, p));
+      Kern::pack(w, p * Kern::kNR, k0, kc, dst + prepacked_offset<Kern>(n_panels, kb, p, kc));
+  }
 }
 
 // prepacked: W already packed by prepack<Kern> (nullptr: pack per call).
@@ -99,8 +106,8 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
       for (int64_t k0 = 0; k0 < K; k0 += Kern::kKC) {
         const int64_t kc = std::min<int64_t>(Kern::kKC, K - k0);
         const size_t ps = Kern::panel_elems(kc);
-        const PackT* panels = prepacked ? prepacked + prepacked_offset<Kern>(n_panels, k0 / Kern::kKC, jc) : pack;
-        const size_t stride = prepacked ? pe : ps;
+        const PackT* panels = prepacked ? prepacked + prepacked_offset<Kern>(n_panels, k0 / Kern::kKC, jc, kc) : pack;
+        const size_t stride = ps;
         if (!prepacked)
           for (int64_t j = 0; j < jn; j++) Kern::pack(w, (jc + j) * NR, k0, kc, pack + j * ps);
         const bool first = k0 == 0;

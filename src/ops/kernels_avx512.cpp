@@ -25,10 +25,10 @@
 namespace dsvl2 {
 namespace {
 
-constexpr int64_t kSmallM = 4;
+constexpr int64_t kSmallM = 8;
 // Names the packed layout of prepare_avx512 (kernel, panel width, K block);
 // change it whenever KernBF16's packing changes.
-constexpr uint32_t kPackedBf16Tag = 0x5a42'2005;
+constexpr uint32_t kPackedBf16Tag = 0x5a42'2006;
 
 
 inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
@@ -141,6 +141,8 @@ struct KernBF16 {
         __m512i r[16];
         for (int i = 0; i < 16; i++) {
           const int64_t n = n0 + c0 + i;
+          // 16 strided row streams defeat the hardware prefetcher: fetch 8 lines ahead.
+          if (n < w.rows) _mm_prefetch(reinterpret_cast<const char*>(W + n * w.cols + k0 + 2 * kp + 256), _MM_HINT_T0);
           r[i] = n < w.rows ? _mm512_maskz_loadu_epi16(km, W + n * w.cols + k0 + 2 * kp) : _mm512_setzero_si512();
         }
         transpose16(r);
@@ -251,31 +253,53 @@ void KernF32::kernel(int mr, const float* a, int64_t lda, const float* b, int64_
 // ---- small M: dot products along rows of W, 4 rows at a time ----
 constexpr int kDotRows = 4;
 
+// kDotRows rows of W against MB rows of x: kDotRows x MB accumulators, each W
+// vector loaded once per MB rows (the x rows stay in L1).
+template <int MB>
+inline void dot_block_bf16(const uint16_t* const* wr, int nn, const uint16_t* xb, int64_t ldx, int64_t K,
+                           const float* bias, int64_t n, float* y, int64_t N) {
+  const int64_t kfull = K & ~int64_t(31);
+  __m512 acc[kDotRows][MB];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kfull; k += 32) {
+    __m512bh xv[MB];
+    for (int m = 0; m < MB; m++) xv[m] = (__m512bh)_mm512_loadu_si512(xb + m * ldx + k);
+    for (int i = 0; i < kDotRows; i++) {
+      const __m512bh wv = (__m512bh)_mm512_loadu_si512(wr[i] + k);
+      for (int m = 0; m < MB; m++) acc[i][m] = _mm512_dpbf16_ps(acc[i][m], xv[m], wv);
+    }
+  }
+  if (kfull < K) {
+    const __mmask32 t = tail32(K - kfull);
+    for (int i = 0; i < kDotRows; i++) {
+      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(t, wr[i] + kfull);
+      for (int m = 0; m < MB; m++)
+        acc[i][m] = _mm512_dpbf16_ps(acc[i][m], (__m512bh)_mm512_maskz_loadu_epi16(t, xb + m * ldx + kfull), wv);
+    }
+  }
+  for (int m = 0; m < MB; m++)
+    for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i][m]) + (bias ? bias[n + i] : 0.f);
+}
+
 void small_m_bf16(const uint16_t* xb, int64_t ldx, int64_t M, const Weight& w, const float* bias, float* y,
                   ThreadPool& pool) {
-  const int64_t N = w.rows, K = w.cols, kfull = K & ~int64_t(31);
+  const int64_t N = w.rows, K = w.cols;
   const uint16_t* W = static_cast<const uint16_t*>(w.data);
   pool.parallel_for(N, [&](int64_t n0, int64_t n1, int) {
     for (int64_t n = n0; n < n1; n += kDotRows) {
       const int nn = int(std::min<int64_t>(kDotRows, n1 - n));
       const uint16_t* wr[kDotRows];
       for (int i = 0; i < kDotRows; i++) wr[i] = W + (n + std::min(i, nn - 1)) * K;
-      for (int64_t m = 0; m < M; m++) {
-        const uint16_t* xr = xb + m * ldx;
-        __m512 acc[kDotRows];
-        for (auto& v : acc) v = _mm512_setzero_ps();
-        for (int64_t k = 0; k < kfull; k += 32) {
-          const __m512bh xv = (__m512bh)_mm512_loadu_si512(xr + k);
-          for (int i = 0; i < kDotRows; i++)
-            acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_loadu_si512(wr[i] + k));
+      for (int64_t m = 0; m < M; m += 4) {
+        const uint16_t* xm = xb + m * ldx;
+        float* ym = y + m * N;
+        switch (std::min<int64_t>(4, M - m)) {
+          case 1: dot_block_bf16<1>(wr, nn, xm, ldx, K, bias, n, ym, N); break;
+          case 2: dot_block_bf16<2>(wr, nn, xm, ldx, K, bias, n, ym, N); break;
+          case 3: dot_block_bf16<3>(wr, nn, xm, ldx, K, bias, n, ym, N); break;
+          default: dot_block_bf16<4>(wr, nn, xm, ldx, K, bias, n, ym, N); break;
         }
-        if (kfull < K) {
-          const __mmask32 t = tail32(K - kfull);
-          const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(t, xr + kfull);
-          for (int i = 0; i < kDotRows; i++)
-            acc[i] = _mm512_dpbf16_ps(acc[i], xv, (__m512bh)_mm512_maskz_loadu_epi16(t, wr[i] + kfull));
-        }
-        for (int i = 0; i < nn; i++) y[m * N + n + i] = _mm512_reduce_add_ps(acc[i]) + (bias ? bias[n + i] : 0.f);
       }
     }
   }, 64);

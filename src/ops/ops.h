@@ -114,6 +114,10 @@ struct Ops {
   // interleaved panels; skips all per-call packing, also for M = 1), else w
   // unchanged. *storage receives the packed bytes and must outlive the result.
   Weight prepare(const Weight& w, Tensor* storage) const;
+  // Bytes prepare() would need for w (0: no packed form), and the same
+  // repacking into `dst` (prepared_bytes(w) bytes, 64-byte aligned).
+  size_t prepared_bytes(const Weight& w) const { return k->prepare ? k->prepare(w, compute, nullptr, nullptr) : 0; }
+  Weight prepare_into(const Weight& w, void* dst) const;
   void attention(const AttentionArgs& a) const { k->attention(a, *pool); }
 };
 

@@ -65,7 +65,7 @@ const MatmulCase kMatmulCases[] = {
     {1, 1, 1},     {1, 17, 3},    {2, 33, 31},   {3, 31, 17},     {4, 64, 64},    {5, 100, 33},
     {13, 3, 257},  {17, 257, 100}, {31, 33, 1},  {33, 17, 2},     {64, 300, 520}, {100, 64, 257},
     {12, 32, 512}, {24, 64, 256}, {25, 65, 257}, {7, 1000, 300},  {1, 129, 1030}, {3, 5, 1039},
-    {129, 600, 1030}, {40, 96, 1},    {20, 70, 2333},
+    {129, 600, 1030}, {40, 96, 1},    {20, 70, 2333}, {6, 37, 300},  {7, 9, 1025},
 };
 
 struct WeightStore {
@@ -152,7 +152,8 @@ TEST(Kernels, MatmulPreparedWeightsMatchReference) {
   const auto tables = simd_tables();
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";
   for (const MatmulCase& mc : {MatmulCase{1, 70, 1030}, MatmulCase{2, 33, 31}, MatmulCase{3, 5, 2333},
-                               MatmulCase{5, 100, 33}, MatmulCase{64, 300, 520}, MatmulCase{17, 257, 1}})
+                               MatmulCase{5, 100, 33}, MatmulCase{64, 300, 520}, MatmulCase{17, 257, 1},
+                               MatmulCase{7, 64, 1280}, MatmulCase{12, 40, 2400}})
     for (DType dt : {DType::kBF16, DType::kF16})
       for (Compute c : {Compute::kBF16, Compute::kF32}) check_matmul(tables, mc, dt, c, true, pool, true);
   Tensor unused;

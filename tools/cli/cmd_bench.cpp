@@ -87,8 +87,9 @@ int run_bench(const BenchFlags& f) {
 
   auto t0 = std::chrono::steady_clock::now();
   VisionLanguageModel model(f.model);
-  const double load_s = since(t0);
   Ops ops{&kernels_best(), &pool, compute};
+  model.prepare(ops);  // as run, chat and ground do
+  const double load_s = since(t0);
   const LanguageConfig& L = model.config().language;
   const LanguageCost cost = language_cost_per_token(L);
   const DType wdtype = weights_dtype(model);

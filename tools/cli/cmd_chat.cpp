@@ -16,6 +16,7 @@ int chat_loop(const GenFlags& f) {
   VisionLanguageModel model(f.model);
   ThreadPool pool(f.threads);
   Ops ops{&kernels_best(), &pool, f.compute_mode()};
+  f.prepare(model, ops);
   ChatSession chat(model, ops, {f.context, f.system});
   chat.set_progress(encode_progress_bar(f));
   std::vector<Image> pending;

@@ -67,6 +67,7 @@ int run_model(const GroundOptions& o) {
   VisionLanguageModel model(o.model);
   ThreadPool pool(g.threads);
   Ops ops{&kernels_best(), &pool, g.compute_mode()};
+  g.prepare(model, ops);
   ChatSession chat(model, ops, {g.context, g.system});
   // Stop a <|det|> block that runs away (endless digits or boxes).
   auto guard = std::make_shared<ground::RunawayGuard>();

@@ -55,9 +55,10 @@ int run(const RunFlags& f) {
   }
   auto t0 = std::chrono::steady_clock::now();
   VisionLanguageModel model(f.gen.model);
-  status(f.gen, "loaded %s in %.2f s", f.gen.model.c_str(), since(t0));
   ThreadPool pool(f.gen.threads);
   Ops ops{&kernels_best(), &pool, compute};
+  f.gen.prepare(model, ops);
+  status(f.gen, "loaded %s in %.2f s", f.gen.model.c_str(), since(t0));
   ChatSession chat(model, ops, {f.gen.context, f.gen.system});
   chat.set_progress(encode_progress_bar(f.gen));
   if (!images.empty()) status(f.gen, "encoding %zu image(s) ...", images.size());

@@ -20,8 +20,15 @@ void GenFlags::add_to(CLI::App& app) {
   app.add_option("-t,--threads", threads, "Threads (default: all cores)");
   app.add_option("-c,--ctx", context, "Context length in tokens (default: the model's, 4096)");
   app.add_option("--compute", compute, "Numeric mode: bf16 (fast, default) or f32 (reference)");
+  app.add_flag("--no-repack", no_repack,
+               "Run from the mapped checkpoint without repacking its matrices at load "
+               "(loads faster, generates slower; same results)");
   app.add_option("--system", system, "System text before the conversation");
   app.add_flag("-q,--quiet", quiet, "No progress or timing lines on stderr");
+}
+
+void GenFlags::prepare(VisionLanguageModel& model, const Ops& ops) const {
+  if (!no_repack) model.prepare(ops);
 }
 
 Compute GenFlags::compute_mode() const {

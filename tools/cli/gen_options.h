@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "model/generate.h"
+#include "model/vl_model.h"
 #include "ops/ops.h"
 
 namespace dsvl2::cli {
@@ -24,8 +25,11 @@ struct GenFlags {
   std::string compute = "bf16";
   std::string system;
   bool quiet = false;
+  bool no_repack = false;
 
   void add_to(CLI::App& app);
+  // Repacks the model's matrices for ops unless --no-repack (VisionLanguageModel::prepare).
+  void prepare(VisionLanguageModel& model, const Ops& ops) const;
   GenerateRequest request() const;
   Compute compute_mode() const;
 };
