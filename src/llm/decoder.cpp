@@ -46,32 +46,14 @@ void LanguageModel::for_each_linear(F&& f) {
   f(lm_head_);
 }
 
-size_t LanguageModel::prepare(const Ops& ops, const std::function<void(const void*, size_t)>& release) {
+size_t LanguageModel::prepare(const Ops& ops, const ReleaseSource& release) {
   DSVL2_REQUIRE(!prepared_, "language model: prepare() was already called");
   prepared_ = true;
   std::vector<Weight*> ws;
   for_each_linear([&](Weight& w) { ws.push_back(&w); });
-  std::vector<size_t> offset(ws.size(), SIZE_MAX);
-  size_t total = 0;
-  for (size_t i = 0; i < ws.size(); i++) {
-    const size_t b = ops.prepared_bytes(*ws[i]);
-    if (b == 0) continue;
-    offset[i] = total;
-    total += (b + 63) & ~size_t(63);
-  }
-  if (total == 0) return 0;
-  packed_ = std::make_unique<WeightArena>(total);
-  char* base = static_cast<char*>(packed_->take(total));
-  ops.pool->parallel_for(int64_t(ws.size()), [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; i++) {
-      if (offset[size_t(i)] == SIZE_MAX) continue;
-      Weight& w = *ws[size_t(i)];
-      const Weight packed = ops.prepare_into(w, base + offset[size_t(i)]);
-      if (release) release(w.data, size_t(w.rows * w.cols) * dtype_size(w.dtype));
-      w = packed;
-    }
-  });
-  return total;
+  size_t bytes = 0;
+  packed_ = prepack_weights(ws, ops, release, &bytes);
+  return bytes;
 }
 
 void LanguageModel::embed(const int* ids, int T, float* out) const {

@@ -28,6 +28,7 @@
 #include "llm/moe.h"
 #include "llm/weights.h"
 #include "ops/ops.h"
+#include "ops/prepack.h"
 
 namespace dsvl2 {
 
@@ -70,7 +71,7 @@ class LanguageModel {
   // packed copy replaces the mapped one in memory instead of doubling it).
   // The source views stay valid: other tables and modes still read them.
   // Returns the packed bytes (0 when the table has no packed form).
-  size_t prepare(const Ops& ops, const std::function<void(const void*, size_t)>& release = {});
+  size_t prepare(const Ops& ops, const ReleaseSource& release = {});
 
  private:
   struct Layer {

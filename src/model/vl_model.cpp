@@ -65,7 +65,8 @@ VisionLanguageModel::~VisionLanguageModel() = default;
 
 size_t VisionLanguageModel::prepare(const Ops& ops) {
   const Checkpoint& ck = *ckpt_;
-  return lm_->prepare(ops, [&ck](const void* p, size_t n) { ck.release(p, n); });
+  auto release = [&ck](const void* p, size_t n) { ck.release(p, n); };
+  return vision_->prepare(ops, release) + lm_->prepare(ops, release);
 }
 
 const Tokenizer& VisionLanguageModel::tokenizer() const {

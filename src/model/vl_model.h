@@ -46,8 +46,9 @@ class VisionLanguageModel {
   Tensor embed_prompt(const std::vector<int32_t>& ids, int image_token_id, const PreprocessResult* images,
                       const Ops& ops, VisionTrace* trace = nullptr) const;
 
-  // Once after loading, before the model is shared: repacks the language
-  // model's matrices for ops (LanguageModel::prepare) and drops the mapped
+  // Once after loading, before the model is shared: repacks the vision
+  // tower's and language model's matrices for ops (LanguageModel::prepare,
+  // VisionModel::prepare) and drops the mapped
   // checkpoint pages they replace. Worth it when the model will run more than
   // a few tokens with these ops (a session, a server, a benchmark); results
   // are unchanged and other ops keep working. Returns the packed bytes.

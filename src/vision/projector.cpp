@@ -77,6 +77,12 @@ Projector Projector::load(const Checkpoint& ck, const ProjectorConfig& cfg) {
   return Projector(cfg, std::move(layers));
 }
 
+std::vector<Weight*> Projector::linears() {
+  std::vector<Weight*> ws;
+  for (ProjectorLinear& l : layers_) ws.push_back(&l.w);
+  return ws;
+}
+
 Tensor Projector::forward(const Tensor& v, const Ops& ops) const {
   const int64_t C = cfg_.input_dim;
   const int r = cfg_.downsample_ratio;

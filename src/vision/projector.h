@@ -32,6 +32,7 @@ class Projector {
   Tensor forward(const Tensor& vision_output, const Ops& ops) const;
 
   const ProjectorConfig& config() const { return cfg_; }
+  std::vector<Weight*> linears();
   // Shapes of the Linear layers as the official constructor builds them.
   static std::vector<std::pair<int64_t, int64_t>> layer_shapes(const ProjectorConfig& cfg);  // (out, in)
 

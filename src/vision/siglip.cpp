@@ -139,6 +139,13 @@ VisionTower VisionTower::load(const Checkpoint& ck, const VisionConfig& cfg) {
   return VisionTower(cfg, std::move(w));
 }
 
+std::vector<Weight*> VisionTower::linears() {
+  std::vector<Weight*> ws{&w_.patch};
+  for (VisionBlockWeights& b : w_.blocks)
+    for (Weight* w : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) ws.push_back(w);
+  return ws;
+}
+
 double VisionTower::flops_per_tile() const {
   const double T = double(tokens_per_tile()), W = cfg_.width, F = cfg_.mlp_hidden(), P = cfg_.patch_size;
   const double per_layer = 2 * T * W * (3 * W + W + 2 * F)  // qkv, proj, fc1, fc2

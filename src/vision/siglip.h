@@ -68,6 +68,8 @@ class VisionTower {
                 const std::function<void(int, int)>& progress = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
+  // Every matrix (patch embedding and the blocks'), for Ops::prepare.
+  std::vector<Weight*> linears();
   int64_t tokens_per_tile() const { return int64_t(cfg_.grid()) * cfg_.grid(); }
   // Multiply-adds x2 for one tile (matmuls + attention), for throughput reports.
   double flops_per_tile() const;

@@ -9,7 +9,16 @@ VisionModel VisionModel::load(const Checkpoint& ckpt, const VLConfig& cfg) {
                 "config: projector input_dim %d differs from the vision width %d", cfg.projector.input_dim,
                 cfg.vision.width);
   return VisionModel{VisionTower::load(ckpt, cfg.vision), Projector::load(ckpt, cfg.projector),
-                     ImageTokenLayout::load(ckpt, cfg)};
+                     ImageTokenLayout::load(ckpt, cfg), nullptr};
+}
+
+size_t VisionModel::prepare(const Ops& ops, const ReleaseSource& release) {
+  DSVL2_REQUIRE(!packed, "vision model: prepare() was already called");
+  std::vector<Weight*> ws = tower.linears();
+  for (Weight* w : projector.linears()) ws.push_back(w);
+  size_t bytes = 0;
+  packed = prepack_weights(ws, ops, release, &bytes);
+  return bytes;
 }
 
 Tensor VisionModel::embed_images(const Tensor& pixel_values, const Tensor& images_spatial_crop, const Ops& ops,

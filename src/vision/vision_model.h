@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "io/model_config.h"
 #include "ops/ops.h"
+#include "ops/prepack.h"
 #include "vision/layout.h"
 #include "vision/projector.h"
 #include "vision/siglip.h"
@@ -32,6 +33,11 @@ struct VisionModel {
   Tensor embed_images(const Tensor& pixel_values, const Tensor& images_spatial_crop, const Ops& ops,
                       VisionTrace* trace = nullptr, VisionScratch* scratch = nullptr,
                       const std::function<void(int, int)>& progress = {}) const;
+
+  // Once, before sharing: repacks the tower's and projector's matrices for ops
+  // (see LanguageModel::prepare). Returns the packed bytes.
+  size_t prepare(const Ops& ops, const ReleaseSource& release = {});
+  std::unique_ptr<WeightArena> packed;  // holds what prepare() packed
 };
 
 }  // namespace dsvl2

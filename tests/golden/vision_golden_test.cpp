@@ -89,10 +89,19 @@ TEST_P(VisionGolden, MatchesOfficialOutputs) {
   const int64_t image_token_id = exp["image_token_id"].get<int64_t>();
 
   const VisionModel vm = VisionModel::load(ckpt, cfg);
+  // The same model with its matrices repacked for bf16 at load (the CLI's
+  // default) and the checkpoint pages they replace dropped: both modes must
+  // still hold their tolerances (f32 reads the re-mapped source bytes).
+  VisionModel prepared = VisionModel::load(ckpt, cfg);
   const int64_t hidden = cfg.language.hidden_size;
   const Tensor embed_table = to_f32(ckpt.require("language.model.embed_tokens.weight", {cfg.language.vocab_size, hidden}));
 
   ThreadPool pool(2);
+  const size_t packed = prepared.prepare(Ops{&kernels_best(), &pool, Compute::kBF16},
+                                         [&](const void* p, size_t n) { ckpt.release(p, n); });
+  if (kernels_best().isa == Isa::kAvx512) {
+    EXPECT_GT(packed, size_t(0));
+  }
   // f32 is the same math as the oracle (summation order aside); bf16 rounds the
   // matmul inputs and must stay inside the official bf16-vs-fp32 spread.
   const struct {
@@ -112,11 +121,13 @@ TEST_P(VisionGolden, MatchesOfficialOutputs) {
     Tensor crop(DType::kI64, crop_t->view.shape);
     std::memcpy(crop.data(), crop_t->view.data, crop.nbytes());
 
-    for (const auto& m : modes) {
-      const std::string tag = std::string(GetParam()) + "." + name + "/" + compute_name(m.mode);
+    for (const auto& m : modes)
+    for (const VisionModel* model : {&vm, static_cast<const VisionModel*>(&prepared)}) {
+      const std::string tag = std::string(GetParam()) + "." + name + "/" + compute_name(m.mode) +
+                              (model == &vm ? "" : "/prepared");
       Ops ops{&kernels_best(), &pool, m.mode};
       VisionTrace trace;
-      Tensor image_tokens = vm.embed_images(pixels, crop, ops, &trace);
+      Tensor image_tokens = model->embed_images(pixels, crop, ops, &trace);
       check("vision_output", trace.vision_output, want_vision, m.tol.vision, tag);
       check("projector_output", trace.projector_output, want_proj, m.tol.projector, tag);
       EXPECT_EQ(image_tokens.dim(0), prompt["num_image_tokens"].get<int64_t>()) << tag;
