@@ -163,26 +163,70 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   // moe_infer: gather the tokens of each expert, one pass per active expert.
   std::vector<std::vector<int64_t>> rows(static_cast<size_t>(E));  // (token * K + slot) per expert
   for (int64_t i = 0; i < T * K; i++) rows[size_t(idx[i])].push_back(i);
-  std::fill(y, y + T * D, 0.f);
-  std::vector<float> xin, yout;
-  for (int e = 0; e < E; e++) {
-    const auto& r = rows[size_t(e)];
-    if (r.empty()) continue;
+  std::vector<int> active;
+  for (int e = 0; e < E; e++)
+    if (!rows[size_t(e)].empty()) active.push_back(e);
+  const int n_items = int(active.size()) + (has_shared_ ? 1 : 0);
+
+  // Each item (an active expert, or the shared experts) computes into its own
+  // buffer; the sum below runs in the reference order whatever ran where.
+  std::vector<std::vector<float>> out(static_cast<size_t>(n_items));
+  auto run_item = [&](int item, const Ops& o) {
+    if (item == int(active.size())) {
+      out[size_t(item)].resize(size_t(T * D));
+      shared_.forward(x, T, out[size_t(item)].data(), o);
+      return;
+    }
+    const auto& r = rows[size_t(active[size_t(item)])];
     const int64_t n = int64_t(r.size());
-    xin.resize(size_t(n * D));
-    yout.resize(size_t(n * D));
+    std::vector<float> xin(size_t(n * D));
+    out[size_t(item)].resize(size_t(n * D));
     for (int64_t j = 0; j < n; j++) std::copy(x + (r[j] / K) * D, x + (r[j] / K + 1) * D, xin.begin() + j * D);
-    experts_[size_t(e)].forward(xin.data(), n, yout.data(), ops);
-    for (int64_t j = 0; j < n; j++) {
+    experts_[size_t(active[size_t(item)])].forward(xin.data(), n, out[size_t(item)].data(), o);
+  };
+
+  // A few tokens (decode): the experts are small, so each thread runs whole
+  // experts on its own (one parallel region per layer, not three per expert)
+  // and threads never wait for each other inside an expert. Items go to the
+  // least-loaded thread, largest first.
+  const int threads = ops.pool->size();
+  if (T <= kExpertParallelTokens && threads > 1 && n_items >= threads) {
+    std::vector<std::pair<int64_t, int>> cost;  // (rows x width, item)
+    for (int i = 0; i < n_items; i++) {
+      const int64_t width = i == int(active.size()) ? shared_.inter * T
+                                                    : experts_[size_t(active[size_t(i)])].inter *
+                                                          int64_t(rows[size_t(active[size_t(i)])].size());
+      cost.push_back({width, i});
+    }
+    std::sort(cost.begin(), cost.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::vector<std::vector<int>> plan(static_cast<size_t>(threads));
+    std::vector<int64_t> load(static_cast<size_t>(threads), 0);
+    for (const auto& [c, i] : cost) {
+      const size_t t = size_t(std::min_element(load.begin(), load.end()) - load.begin());
+      plan[t].push_back(i);
+      load[t] += c;
+    }
+    ops.pool->run_on_all([&](int t) {
+      ThreadPool solo(1);
+      const Ops o{ops.k, &solo, ops.compute};
+      for (int i : plan[size_t(t)]) run_item(i, o);
+    });
+  } else {
+    for (int i = 0; i < n_items; i++) run_item(i, ops);
+  }
+
+  std::fill(y, y + T * D, 0.f);
+  for (size_t a = 0; a < active.size(); a++) {
+    const auto& r = rows[size_t(active[a])];
+    for (size_t j = 0; j < r.size(); j++) {
       float* yt = y + (r[j] / K) * D;
       const float wj = w[size_t(r[j])];
-      const float* o = yout.data() + j * D;
+      const float* o = out[a].data() + int64_t(j) * D;
       for (int64_t d = 0; d < D; d++) yt[d] += o[d] * wj;
     }
   }
   if (has_shared_) {
-    std::vector<float> s(size_t(T * D));
-    shared_.forward(x, T, s.data(), ops);
+    const float* s = out.back().data();
     for (int64_t i = 0; i < T * D; i++) y[i] += s[i];
   }
 }

@@ -40,6 +40,10 @@ struct RouterConfig {
 // `bias` (n_experts) is used by noaux_tc only and may be null otherwise.
 void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w);
 
+// Up to this many tokens per forward (decode, short prompts), whole experts
+// are spread over the threads instead of splitting each expert's matrices.
+constexpr int64_t kExpertParallelTokens = 4;
+
 class Moe {
  public:
   // `prefix` ends with "mlp.".

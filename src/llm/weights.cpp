@@ -1,5 +1,7 @@
 #include "llm/weights.h"
 
+#include "ops/quant.h"
+
 #include "core/error.h"
 
 namespace dsvl2 {
@@ -12,8 +14,9 @@ WeightSource checkpoint_source(const Checkpoint& ckpt) {
 
 Weight load_linear(const WeightSource& src, const std::string& name, int64_t rows, int64_t cols) {
   TensorView v = src(name, {rows, cols});
-  DSVL2_REQUIRE(v.dtype == DType::kBF16 || v.dtype == DType::kF16 || v.dtype == DType::kF32 || v.dtype == DType::kQ8_0,
-                "%s: weight dtype %s is not supported (F32, F16, BF16 or Q8_0)", name.c_str(), dtype_name(v.dtype));
+  DSVL2_REQUIRE(v.dtype == DType::kBF16 || v.dtype == DType::kF16 || v.dtype == DType::kF32 || is_matmul_quant(v.dtype),
+                "%s: weight dtype %s is not supported (F32, F16, BF16, Q8_0 or Q4_0)", name.c_str(),
+                dtype_name(v.dtype));
   return weight_from_view(v);
 }
 

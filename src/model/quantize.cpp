@@ -32,23 +32,34 @@ const bool* part_flag(const std::string& n, const QuantizeParts& p) {
 }  // namespace
 
 namespace {
-// Decides one tensor's stored type: Q8_0 for a chosen part whose rows are
-// whole blocks, else its own type.
-bool plan_type(const std::string& name, const Shape& shape, DType stored, bool q8, const QuantizeParts& parts,
+// Decides one tensor's stored type: `target` (a block type, or kBF16 for
+// none) for a chosen part whose rows are whole blocks, else its own type.
+bool plan_type(const std::string& name, const Shape& shape, DType stored, GgmlType target, const QuantizeParts& parts,
                GgmlType* out, const std::string& where) {
   const bool* flag = part_flag(name, parts);
-  if (q8 && flag && *flag && shape.size() == 2 && shape[1] % kQ8Block == 0) {
-    *out = GgmlType::kQ8_0;
+  if (target != GgmlType::kBF16 && flag && *flag && shape.size() == 2 && shape[1] % kQ8Block == 0) {
+    *out = target;
     return true;
   }
   if (!ggml_type_of(stored, out))
     DSVL2_FAIL("%s: tensor \"%s\" has dtype %s, which GGUF cannot hold", where.c_str(), name.c_str(), dtype_name(stored));
   return false;
 }
+// "q8_0" | "q4_0" -> the block type; "bf16" -> kBF16 (no quantization).
+GgmlType quant_target(const std::string& type) {
+  if (type == "q8_0") return GgmlType::kQ8_0;
+  if (type == "q4_0") return GgmlType::kQ4_0;
+  if (type == "bf16") return GgmlType::kBF16;
+  DSVL2_FAIL("--type \"%s\": supported types are q8_0, q4_0 and bf16", type.c_str());
+}
+DType block_dtype(GgmlType t) { return t == GgmlType::kQ4_0 ? DType::kQ4_0 : DType::kQ8_0; }
 }  // namespace
 
 QuantizeStats write_random_gguf(const std::string& out_path, const std::string& config_json, uint64_t seed,
-                                ThreadPool* pool) {
+                                ThreadPool* pool, const std::string& type) {
+  const GgmlType target = quant_target(type);
+  DSVL2_REQUIRE(target != GgmlType::kBF16, "write_random_gguf: type must be q8_0 or q4_0");
+  const DType qd = block_dtype(target);
   VLConfig cfg = parse_vl_config(config_json, out_path + " (config)");
   std::vector<TensorSpec> specs = expected_tensors(cfg);
   std::vector<GgufWriter::Entry> entries;
@@ -56,22 +67,22 @@ QuantizeStats write_random_gguf(const std::string& out_path, const std::string& 
   QuantizeStats st;
   for (const TensorSpec& s : specs) {
     GgmlType t;
-    quantized.push_back(plan_type(s.name, s.shape, DType::kBF16, true, {}, &t, out_path));
+    quantized.push_back(plan_type(s.name, s.shape, DType::kBF16, target, {}, &t, out_path));
     entries.push_back({s.name, t, s.shape});
     st.tensors++;
     st.quantized += quantized.back();
     st.bytes_in += uint64_t(shape_numel(s.shape)) * 2;
   }
   GgufMetadata md(out_path);
-  add_dsvl2_metadata(md, "DeepSeek-VL2 random (q8_0)", config_json, processor_config_json(),
-                     gguf_file_type(GgmlType::kQ8_0), true);
+  add_dsvl2_metadata(md, "DeepSeek-VL2 random (" + type + ")", config_json, processor_config_json(),
+                     gguf_file_type(target), true);
   GgufWriter w(out_path, md, entries);
-  // Q8_0 blocks are 32 consecutive elements of a row and rows are whole
-  // blocks, so a flat chunk of the tensor quantizes on its own.
+  // Blocks are 32 consecutive elements of a row and rows are whole blocks,
+  // so a flat chunk of the tensor quantizes on its own.
   constexpr int64_t kChunk = 64 * kRandomBlock;
   std::vector<uint16_t> bf;
   std::vector<float> f;
-  std::vector<BlockQ8_0> blocks;
+  std::vector<uint8_t> blocks;
   for (size_t i = 0; i < specs.size(); i++) {
     const int64_t n = shape_numel(specs[i].shape);
     for (int64_t first = 0; first < n; first += kChunk) {
@@ -84,9 +95,9 @@ QuantizeStats write_random_gguf(const std::string& out_path, const std::string& 
       }
       f.resize(size_t(count));
       for (int64_t k = 0; k < count; k++) f[size_t(k)] = bf16_to_f32(bf[size_t(k)]);
-      blocks.resize(size_t(count / kQ8Block));
-      quantize_q8_0(f.data(), count, blocks.data());
-      w.write(blocks.data(), blocks.size() * sizeof(BlockQ8_0));
+      blocks.resize(size_t(count / kQ8Block) * dtype_block_bytes(qd));
+      quantize_blocks(qd, f.data(), count, blocks.data());
+      w.write(blocks.data(), blocks.size());
     }
     st.bytes_out += w.tensor_bytes(i);
   }
@@ -112,8 +123,8 @@ QuantizeParts parse_quantize_parts(const std::string& list) {
 
 QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
                                   const std::string& out_path) {
-  if (type != "q8_0" && type != "bf16") DSVL2_FAIL("--type \"%s\": supported types are q8_0 and bf16", type.c_str());
-  const bool q8 = type == "q8_0";
+  const GgmlType target = quant_target(type);
+  const bool quantizing = target != GgmlType::kBF16;
   const std::string config_json = read_file(path_join(dir, "config.json"));
   const std::string proc_path = path_join(dir, "processor_config.json");
   const std::string proc_json = file_exists(proc_path) ? read_file(proc_path) : "{}";
@@ -133,7 +144,7 @@ QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& typ
     TensorView v;
     if (!ckpt.get(s.name, s.shape, &v)) continue;  // optional and absent
     GgmlType t;
-    const bool quantize = plan_type(s.name, s.shape, v.dtype, q8, parts, &t, ckpt.file_of(s.name));
+    const bool quantize = plan_type(s.name, s.shape, v.dtype, target, parts, &t, ckpt.file_of(s.name));
     plan.push_back({s.name, v, quantize});
     entries.push_back({s.name, t, v.shape});
     st.tensors++;
@@ -141,10 +152,10 @@ QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& typ
     st.bytes_in += v.nbytes;
   }
   GgufMetadata md(out_path);
-  uint32_t file_type = gguf_file_type(q8 ? GgmlType::kQ8_0 : GgmlType::kBF16);
-  add_dsvl2_metadata(md, "DeepSeek-VL2 (" + type + ")", config_json, proc_json, file_type, q8);
+  add_dsvl2_metadata(md, "DeepSeek-VL2 (" + type + ")", config_json, proc_json, gguf_file_type(target), quantizing);
   GgufWriter w(out_path, md, entries);
-  std::vector<BlockQ8_0> blocks;
+  const DType qd = block_dtype(target);
+  std::vector<uint8_t> blocks;
   for (size_t i = 0; i < plan.size(); i++) {
     const Plan& p = plan[i];
     if (!p.quantize) {
@@ -154,14 +165,14 @@ QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& typ
     }
     // Row by row: widen to f32 (exact for BF16), quantize, append.
     const int64_t rows = p.view.shape[0], cols = p.view.shape[1];
-    blocks.resize(size_t(cols / kQ8Block));
+    blocks.resize(size_t(cols / kQ8Block) * dtype_block_bytes(qd));
     const size_t es = p.view.nbytes / size_t(rows * cols);
     for (int64_t r = 0; r < rows; r++) {
       TensorView rv{p.view.dtype, {cols}, static_cast<const uint8_t*>(p.view.data) + size_t(r * cols) * es,
                     size_t(cols) * es};
       Tensor f = to_f32(rv);
-      quantize_q8_0(f.f32(), cols, blocks.data());
-      w.write(blocks.data(), blocks.size() * sizeof(BlockQ8_0));
+      quantize_blocks(qd, f.f32(), cols, blocks.data());
+      w.write(blocks.data(), blocks.size());
     }
     st.bytes_out += w.tensor_bytes(i);
   }

@@ -29,13 +29,16 @@ struct QuantizeStats {
 };
 
 // A random checkpoint with a preset's config, written straight to one .gguf
-// with its language-model matrices in Q8_0 (the same values
-// make-random-checkpoint writes in BF16, then quantized), so models larger
-// than memory in BF16 can be generated and benchmarked. Streams.
+// with its language-model matrices in `type` ("q8_0" or "q4_0"; the same
+// values make-random-checkpoint writes in BF16, then quantized), so models
+// larger than memory in BF16 can be generated and benchmarked. Streams.
 QuantizeStats write_random_gguf(const std::string& out_path, const std::string& config_json, uint64_t seed,
-                                ThreadPool* pool);
+                                ThreadPool* pool, const std::string& type = "q8_0");
 
-// type: "q8_0" (blocks of 32 int8 + f16 scale, ggml layout) or "bf16" (copy).
+// type: "q8_0" (blocks of 32 int8 + f16 scale), "q4_0" (blocks of 32 4-bit
+// values + f16 scale; ggml layouts) or "bf16" (copy). Blocks of 32 fit every
+// DeepSeek-VL2 width (expert widths 896 / 1408 / 1536 are not multiples of
+// 256, which rules out the K-quant super-blocks for the experts).
 QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
                                   const std::string& out_path);
 

@@ -345,7 +345,7 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  if (w.dtype == DType::kQ8_0) return avx512::matmul_q8_0(x, M, w.data, N, K, bias, y, pool);  // VNNI, ops/quant.h
+  if (is_matmul_quant(w.dtype)) return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
@@ -381,6 +381,7 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
 
 // Prepared weights: BF16 weights for Compute::kBF16, packed for KernBF16.
 size_t prepare_avx512(const Weight& w, Compute c, void* dst, Weight* out) {
+  if (is_matmul_quant(w.dtype)) return avx512::prepare_quant(w, dst, out);  // both modes: int8 numerics
   if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
   const size_t bytes = prepacked_elems<KernBF16>(w) * sizeof(uint16_t);
   if (dst) {

@@ -36,9 +36,9 @@ void weight_row_f32(const Weight& w, int64_t n, float* out) {
 }
 
 void matmul_ref(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c, ThreadPool& pool) {
-  // Q8_0 weights have their own numerics (int8 block dot products, ops/quant.h)
+  // Q8_0 / Q4_0 weights have their own numerics (int8 block dot products, ops/quant.h)
   // in both compute modes.
-  if (w.dtype == DType::kQ8_0) return matmul_q8_0_ref(x, M, w.data, w.rows, w.cols, bias, y, pool);
+  if (is_matmul_quant(w.dtype)) return matmul_quant_ref(x, M, w, bias, y, pool);
   const int64_t N = w.rows, K = w.cols;
   // bf16 mode rounds the activations to bf16 first (what the fast kernels feed
   // the bf16 dot-product instructions), so scalar and SIMD agree closely.

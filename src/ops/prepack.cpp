@@ -25,7 +25,8 @@ std::unique_ptr<WeightArena> prepack_weights(const std::vector<Weight*>& ws, con
       if (offset[size_t(i)] == SIZE_MAX) continue;
       Weight& w = *ws[size_t(i)];
       const Weight packed = ops.prepare_into(w, base + offset[size_t(i)]);
-      if (release) release(w.data, size_t(w.rows * w.cols) * dtype_size(w.dtype));
+      uint64_t source_bytes = 0;
+      if (release && dtype_bytes(w.dtype, w.rows * w.cols, &source_bytes)) release(w.data, size_t(source_bytes));
       w = packed;
     }
   });

@@ -1,4 +1,4 @@
-// Q8_0: ggml block layout, quantization error bounds, and the VNNI matmul
+// Q8_0 / Q4_0: ggml block layouts, quantization error bounds, and the VNNI matmul
 // against the scalar reference (identical integer block sums; only the f32
 // accumulation order differs).
 #include <gtest/gtest.h>
@@ -129,6 +129,78 @@ TEST(Quant, KernelTablesTakeQ8_0Weights) {
       for (int64_t i = 0; i < M * N; i++) ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << isa_name(isa);
     }
   }
+}
+
+TEST(Quant, Q4_0BlockMatchesGgmlRounding) {
+  float x[32] = {};
+  x[0] = -1.6f;  // largest magnitude: d = -1.6 / -8 = 0.2
+  x[1] = 0.7f, x[2] = 1.6f, x[16] = 0.1f, x[31] = -0.3f;
+  BlockQ4_0 b;
+  quantize_q4_0(x, 32, &b);
+  EXPECT_FLOAT_EQ(f16_to_f32(b.d), f16_to_f32(f32_to_f16(0.2f)));
+  EXPECT_EQ(b.qs[0] & 0x0f, 0);    // -1.6 * 5 + 8.5 = 0.5 -> 0
+  EXPECT_EQ(b.qs[1] & 0x0f, 12);   // 0.7 * 5 + 8.5 = 12
+  EXPECT_EQ(b.qs[2] & 0x0f, 15);   // 16.5 -> 16, clamped to 15
+  EXPECT_EQ(b.qs[3] & 0x0f, 8);    // zero
+  EXPECT_EQ(b.qs[0] >> 4, 9);      // element 16: 0.5 + 8.5 = 9
+  EXPECT_EQ(b.qs[15] >> 4, 7);     // element 31: -1.5 + 8.5 = 7
+  uint8_t raw[18];
+  std::memcpy(raw, &b, 18);
+  EXPECT_EQ(raw[2], b.qs[0]);  // f16 scale first, then the 16 bytes (ggml block_q4_0)
+  float back[32];
+  dequantize_q4_0(&b, 32, back);
+  EXPECT_NEAR(back[0], -1.6f, 1e-3f);
+  EXPECT_NEAR(back[2], 1.4f, 1e-3f);  // the clamp: 7 steps, not 8
+  EXPECT_NEAR(back[16], 0.2f, 1e-3f);
+  EXPECT_THROW(quantize_q4_0(x, 31, &b), Error);
+}
+
+TEST(Quant, Q4_0RoundTripWithinOneStep) {
+  const int64_t n = 32 * 50;
+  std::vector<float> x = randn(size_t(n), 5, 2.f), back(static_cast<size_t>(n));
+  std::vector<BlockQ4_0> q(size_t(n / 32));
+  quantize_q4_0(x.data(), n, q.data());
+  dequantize_q4_0(q.data(), n, back.data());
+  for (int64_t b = 0; b < n / 32; b++) {
+    const float d = std::fabs(f16_to_f32(q[b].d));
+    for (int i = 0; i < 32; i++) EXPECT_LE(std::fabs(back[b * 32 + i] - x[b * 32 + i]), d * 1.01f + 1e-6f);
+  }
+}
+
+// Both block types through the fast kernel (prepared once, or split per call)
+// against the scalar reference: identical integer block sums, f32 order aside.
+TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
+  ThreadPool pool(2);
+  const KernelTable* fast = kernels_for(Isa::kAvx512);
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0})
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 9, 32 * 33},
+                           {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+      std::vector<float> x = randn(size_t(M * K), uint32_t(K + M)), wf = randn(size_t(N * K), uint32_t(N), 0.2f);
+      std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
+      quantize_blocks(dt, wf.data(), N * K, w.data());
+      const Weight wt{dt, N, K, w.data()};
+      std::vector<float> bias = randn(size_t(N), 7), ref(size_t(M * N)), got(size_t(M * N) + 1, -7.f);
+      matmul_quant_ref(x.data(), M, wt, bias.data(), ref.data(), pool);
+      auto check = [&](const char* what) {
+        EXPECT_EQ(got[size_t(M * N)], -7.f) << "write past y";
+        for (int64_t i = 0; i < M * N; i++)
+          ASSERT_NEAR(got[size_t(i)], ref[size_t(i)], 2e-5 * (1 + std::fabs(ref[size_t(i)])) * std::sqrt(double(K)))
+              << what << " at " << i;
+      };
+      matmul_quant(x.data(), M, wt, bias.data(), got.data(), pool);
+      check("unprepared");
+      if (!fast) continue;
+      Tensor storage;
+      const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(wt, &storage);
+      EXPECT_NE(prepared.packed, nullptr);
+      std::fill(got.begin(), got.end() - 1, 0.f);
+      Ops{fast, &pool, Compute::kBF16}.linear(x.data(), M, prepared, bias.data(), got.data());
+      check("prepared");
+      // The scalar table ignores the packed form and reads the blocks.
+      Ops{&kernels_ref(), &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
+      check("reference table on a prepared weight");
+    }
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
               app.add_option("--shard-size", o->shard_gb, "Shard the weights above this many GB (0: one file)");
               app.add_option("-t,--threads", o->threads, "Generator threads (default: all)");
               app.add_option("--type", o->type,
-                             "bf16 (safetensors folder, default) or q8_0 (DIR/model-q8_0.gguf: language matrices in Q8_0)");
+                             "bf16 (safetensors folder, default), q8_0 or q4_0 (DIR/model-TYPE.gguf: language matrices in that type)");
               app.add_option("--tokenizer", o->tokenizer,
                              "Copy this tokenizer.json (and the tokenizer_config.json beside it) into the folder");
               // Hidden: any config.json in the DeepseekVLV2 schema instead of a preset.
@@ -43,17 +43,18 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
                   DSVL2_FAIL("make-random-checkpoint: give exactly one of --preset or --config-json");
                 std::string cfg = o->config_json.empty() ? preset_config_json(o->preset) : read_file(o->config_json);
                 ThreadPool pool(o->threads);
-                if (o->type != "bf16" && o->type != "q8_0") DSVL2_FAIL("--type must be bf16 or q8_0");
-                if (o->type == "q8_0") {
+                if (o->type != "bf16" && o->type != "q8_0" && o->type != "q4_0")
+                  DSVL2_FAIL("--type must be bf16, q8_0 or q4_0");
+                if (o->type != "bf16") {
                   std::filesystem::create_directories(o->out);
                   write_file(path_join(o->out, "config.json"), cfg);
                   write_file(path_join(o->out, "processor_config.json"), processor_config_json());
-                  const std::string gguf = path_join(o->out, "model-q8_0.gguf");
+                  const std::string gguf = path_join(o->out, "model-" + o->type + ".gguf");
                   auto t0 = std::chrono::steady_clock::now();
-                  QuantizeStats st = write_random_gguf(gguf, cfg, o->seed, &pool);
+                  QuantizeStats st = write_random_gguf(gguf, cfg, o->seed, &pool, o->type);
                   double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                  std::printf("%s: %lld tensors (%lld in Q8_0), %.2f GB in %.1f s\n", gguf.c_str(), (long long)st.tensors,
-                              (long long)st.quantized, double(st.bytes_out) / 1e9, sec);
+                  std::printf("%s: %lld tensors (%lld in %s), %.2f GB in %.1f s\n", gguf.c_str(), (long long)st.tensors,
+                              (long long)st.quantized, o->type.c_str(), double(st.bytes_out) / 1e9, sec);
                   Checkpoint ck(gguf);
                   validate_checkpoint(ck, load_vl_config(o->out));
                   std::printf("%s: loads and validates\n", gguf.c_str());

@@ -1,4 +1,4 @@
-// `dsvl2 quantize`: write a .gguf with Q8_0 language-model matrices.
+// `dsvl2 quantize`: write a .gguf with Q8_0 or Q4_0 language-model matrices.
 #include <chrono>
 #include <cstdio>
 
@@ -12,10 +12,10 @@ struct QuantizeFlags {
   std::string model, type = "q8_0", parts = "all", out;
 };
 
-Command reg("quantize", "Quantize a checkpoint's language-model matrices into one .gguf (Q8_0)", [](CLI::App& app) {
+Command reg("quantize", "Quantize a checkpoint's language-model matrices into one .gguf (Q8_0 or Q4_0)", [](CLI::App& app) {
   auto f = std::make_shared<QuantizeFlags>();
   app.add_option("-m,--model", f->model, "Checkpoint folder")->required();
-  app.add_option("--type", f->type, "q8_0 (int8 blocks of 32 with an f16 scale) or bf16 (copy)");
+  app.add_option("--type", f->type, "q8_0 (int8 blocks of 32 with an f16 scale), q4_0 (4-bit blocks of 32) or bf16 (copy)");
   app.add_option("--parts", f->parts, "Comma list of experts,shared,dense,attention,head, or all (default)");
   app.add_option("-o,--out", f->out, "Output .gguf (put tokenizer.json beside it)")->required();
   return std::function<int()>([f] {
