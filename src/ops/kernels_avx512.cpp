@@ -14,7 +14,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "ops/gemm_driver.h"
@@ -250,6 +252,56 @@ void KernF32::kernel(int mr, const float* a, int64_t lda, const float* b, int64_
   dispatch_tile<KernF32>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
 }
 
+// ---- Q8_0 / Q4_0 weights, many rows, Compute::kBF16 ----
+// Prompt-sized M is compute-bound, where the int8 row-dot kernel of
+// quant_avx512.cpp (built for decode) runs at a fraction of the bf16 GEMM.
+// In bf16 mode the weights are dequantized to bf16 while packing (d * q,
+// rounded once, as the activations are) and run through KernBF16. The f32
+// reference mode keeps the int8 numerics of matmul_quant_ref at every M.
+constexpr int64_t kQuantGemmM = 16;
+
+// 32 elements of block b of a Q8_0 / Q4_0 row as bf16 (d * q rounded).
+inline void dequant_block_bf16(DType t, const void* row, int64_t b, uint16_t* out) {
+  __m512i q0, q1;
+  float d;
+  if (t == DType::kQ8_0) {
+    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(row)[b];
+    d = f16_to_f32(blk.d);
+    q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs + 16)));
+  } else {
+    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];
+    d = f16_to_f32(blk.d);
+    const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
+    q0 = _mm512_sub_epi32(_mm512_and_si512(raw, nib), eight);                         // elements 0..15
+    q1 = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(raw, 4), nib), eight);  // elements 16..31
+  }
+  const __m512 dv = _mm512_set1_ps(d);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm512_cvtepi32_epi16(bf16_bits(_mm512_mul_ps(_mm512_cvtepi32_ps(q0), dv))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16),
+                      _mm512_cvtepi32_epi16(bf16_bits(_mm512_mul_ps(_mm512_cvtepi32_ps(q1), dv))));
+}
+
+struct KernBF16Quant : KernBF16 {
+  // Dequantizes the panel's rows of this K block to bf16, then packs them
+  // as KernBF16 packs a BF16 weight.
+  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
+    thread_local std::vector<uint16_t> tmp;
+    tmp.resize(size_t(kNR * kc));
+    const int64_t rows = std::min<int64_t>(kNR, w.rows - n0), nb = w.cols / kQ8Block;
+    const size_t row_bytes = size_t(nb) * dtype_block_bytes(w.dtype);
+    for (int64_t r = 0; r < rows; r++) {
+      const void* row = static_cast<const uint8_t*>(w.data) + size_t(n0 + r) * row_bytes;
+      for (int64_t b = 0; b < kc / kQ8Block; b++)
+        dequant_block_bf16(w.dtype, row, k0 / kQ8Block + b, tmp.data() + r * kc + b * kQ8Block);
+    }
+    const Weight block{DType::kBF16, rows, kc, tmp.data()};
+    KernBF16::pack(block, 0, 0, kc, dst);
+  }
+};
+
 // ---- small M: dot products along rows of W, 4 rows at a time ----
 constexpr int kDotRows = 4;
 
@@ -345,7 +397,16 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  if (is_matmul_quant(w.dtype)) return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
+  if (is_matmul_quant(w.dtype)) {
+    if (c == Compute::kBF16 && M >= kQuantGemmM && w.cols % kQ8Block == 0 && w.rows > 0) {
+      thread_local AlignedBuf qbuf;
+      const int64_t ld = w.cols;
+      uint16_t* xb = static_cast<uint16_t*>(qbuf.get(size_t(M * ld) * 2));
+      to_bf16_rows(x, M, w.cols, xb, ld, pool);
+      return gemm_blocked<KernBF16Quant>(xb, ld, M, w, bias, y, pool);
+    }
+    return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
+  }
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;

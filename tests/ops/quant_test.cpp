@@ -195,11 +195,44 @@ TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
       const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(wt, &storage);
       EXPECT_NE(prepared.packed, nullptr);
       std::fill(got.begin(), got.end() - 1, 0.f);
-      Ops{fast, &pool, Compute::kBF16}.linear(x.data(), M, prepared, bias.data(), got.data());
+      // f32 mode: the int8 numerics at every M (bf16 mode switches to the bf16
+      // GEMM for prompt-sized M, tested below).
+      Ops{fast, &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
       check("prepared");
       // The scalar table ignores the packed form and reads the blocks.
       Ops{&kernels_ref(), &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
       check("reference table on a prepared weight");
+    }
+}
+
+// bf16 mode with prompt-sized M: the weights are dequantized to bf16 (d * q
+// rounded once) and run through the bf16 GEMM, the activations rounded to
+// bf16: equal to that product in f32, up to accumulation order.
+TEST(Quant, Bf16ModePromptRowsUseDequantizedWeights) {
+  const KernelTable* fast = kernels_for(Isa::kAvx512);
+  if (!fast) GTEST_SKIP() << "no AVX-512 kernels on this CPU";
+  ThreadPool pool(2);
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0})
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{16, 33, 64}, {40, 70, 1280}, {100, 37, 32 * 37}}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+      std::vector<float> x = randn(size_t(M * K), 3), wf = randn(size_t(N * K), 4, 0.2f), bias = randn(size_t(N), 5);
+      std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
+      quantize_blocks(dt, wf.data(), N * K, w.data());
+      std::vector<float> wd(size_t(N * K));
+      if (dt == DType::kQ8_0) dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(w.data()), N * K, wd.data());
+      else dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(w.data()), N * K, wd.data());
+      std::vector<float> got(size_t(M * N));
+      Ops{fast, &pool, Compute::kBF16}.linear(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), got.data());
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+          double e = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
+          for (int64_t k = 0; k < K; k++) {
+            const double p = double(round_bf16(x[size_t(m * K + k)])) * round_bf16(wd[size_t(n * K + k)]);
+            e += p;
+            mag += std::fabs(p);
+          }
+          ASSERT_NEAR(got[size_t(m * N + n)], e, 1e-5 * mag + 1e-6) << "m=" << m << " n=" << n;
+        }
     }
 }
 
