@@ -63,7 +63,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
+  fd_ = fd;
 }
 
 #ifndef MADV_POPULATE_READ
@@ -78,13 +78,15 @@ bool MappedFile::populate() const {
   return false;
 }
 
-size_t MappedFile::release(const void* p, size_t n) const {
+size_t MappedFile::release(const void* p, size_t n, bool drop_cache) const {
   if (!contains(p)) return 0;
   const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
   const uintptr_t lo = uintptr_t(p), hi = std::min(lo + n, uintptr_t(data_ + size_));
   const uintptr_t a = (lo + page - 1) & ~(page - 1), b = hi & ~(page - 1);
   if (b <= a) return 0;
-  return ::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED) == 0 ? size_t(b - a) : 0;
+  if (::madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED) != 0) return 0;
+  if (drop_cache && fd_ >= 0) ::posix_fadvise(fd_, off_t(a - uintptr_t(data_)), off_t(b - a), POSIX_FADV_DONTNEED);
+  return size_t(b - a);
 }
 
 size_t memory_available_bytes() {
@@ -99,21 +101,26 @@ size_t memory_available_bytes() {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
-MappedFile::MappedFile(MappedFile&& o) noexcept : path_(std::move(o.path_)), data_(o.data_), size_(o.size_) {
+MappedFile::MappedFile(MappedFile&& o) noexcept : path_(std::move(o.path_)), data_(o.data_), size_(o.size_), fd_(o.fd_) {
   o.data_ = nullptr;
   o.size_ = 0;
+  o.fd_ = -1;
 }
 
 MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
   if (this != &o) {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
     path_ = std::move(o.path_);
     data_ = o.data_;
     size_ = o.size_;
+    fd_ = o.fd_;
     o.data_ = nullptr;
     o.size_ = 0;
+    o.fd_ = -1;
   }
   return *this;
 }

@@ -34,8 +34,11 @@ class MappedFile {
   bool populate() const;
   // Drops this process's mapping of the whole pages inside [p, p + n) (bytes
   // another copy now serves); they are read back from the file if touched
-  // again. Ranges outside the mapping are ignored. Returns the bytes dropped.
-  size_t release(const void* p, size_t n) const;
+  // again. With drop_cache the kernel's page cache of that range goes too
+  // (POSIX_FADV_DONTNEED), so the memory is free at once instead of after
+  // reclaim, at the price of a disk read the next time the file is used.
+  // Ranges outside the mapping are ignored. Returns the bytes dropped.
+  size_t release(const void* p, size_t n, bool drop_cache = false) const;
   bool contains(const void* p) const {
     auto* b = static_cast<const uint8_t*>(p);
     return data_ && b >= data_ && b < data_ + size_;
@@ -45,6 +48,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;  // kept open for release(drop_cache)
 };
 
 }  // namespace dsvl2

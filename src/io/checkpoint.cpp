@@ -149,18 +149,22 @@ size_t Checkpoint::total_bytes() const {
   return n;
 }
 
-size_t Checkpoint::release(const void* p, size_t n) const {
+size_t Checkpoint::release(const void* p, size_t n, bool drop_cache) const {
   for (const auto& s : shards_)
-    if (s->mapping().contains(p)) return s->mapping().release(p, n);
-  if (gguf_ && gguf_->mapping().contains(p)) return gguf_->mapping().release(p, n);
+    if (s->mapping().contains(p)) return s->mapping().release(p, n, drop_cache);
+  if (gguf_ && gguf_->mapping().contains(p)) return gguf_->mapping().release(p, n, drop_cache);
   return 0;
 }
 
-bool Checkpoint::populate(size_t budget_bytes) const {
+size_t Checkpoint::file_bytes() const {
   size_t bytes = 0;
   for (const auto& s : shards_) bytes += s->mapping().size();
   if (gguf_) bytes += gguf_->mapping().size();
-  if (bytes > budget_bytes) return false;
+  return bytes;
+}
+
+bool Checkpoint::populate(size_t budget_bytes) const {
+  if (file_bytes() > budget_bytes) return false;
   for (const auto& s : shards_) s->mapping().populate();
   if (gguf_) gguf_->mapping().populate();
   return true;

@@ -51,8 +51,11 @@ class Checkpoint {
   // page fault per 4 KiB of weights. Returns whether it populated.
   bool populate(size_t budget_bytes) const;
   // Drops the mapped pages of bytes [p, p + n) of whichever file holds them
-  // (MappedFile::release); returns the bytes dropped.
-  size_t release(const void* p, size_t n) const;
+  // (MappedFile::release, with the page cache too when drop_cache); returns
+  // the bytes dropped.
+  size_t release(const void* p, size_t n, bool drop_cache = false) const;
+  // Bytes of all files (headers included).
+  size_t file_bytes() const;
 
  private:
   struct Loc {

@@ -64,8 +64,13 @@ void VisionLanguageModel::build(const std::string& tokenizer_dir) {
 VisionLanguageModel::~VisionLanguageModel() = default;
 
 size_t VisionLanguageModel::prepare(const Ops& ops) {
+  // When the packed copy and the file's page cache cannot both stay in
+  // memory, drop the cache of each packed range at once: otherwise every new
+  // packed page waits for the kernel to reclaim a cached one (measured on a
+  // 16.8 GB Base Q4_0 file with 24 GB of memory: 89 s to load, vs. seconds).
   const Checkpoint& ck = *ckpt_;
-  auto release = [&ck](const void* p, size_t n) { ck.release(p, n); };
+  const bool drop_cache = ck.file_bytes() * 2 > memory_available_bytes();
+  auto release = [&ck, drop_cache](const void* p, size_t n) { ck.release(p, n, drop_cache); };
   return vision_->prepare(ops, release) + lm_->prepare(ops, release);
 }
 

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "ops/gemm_driver.h"
 #include "ops/kernels_isa.h"
+#include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -58,17 +59,6 @@ inline void transpose16(__m512i r[16]) {
     r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
   }
-}
-
-// f32 -> bf16 bits, round-to-nearest-even with NaN kept quiet: bit-exact with
-// f32_to_bf16 (vcvtne2ps2bf16 would flush denormals).
-inline __m512i bf16_bits(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-  const __mmask16 nan =
-      _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-  return _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
 }
 
 // x[M, K] -> bf16 rows of stride ld (>= K, zero-padded).
@@ -260,43 +250,15 @@ void KernF32::kernel(int mr, const float* a, int64_t lda, const float* b, int64_
 // reference mode keeps the int8 numerics of matmul_quant_ref at every M.
 constexpr int64_t kQuantGemmM = 16;
 
-// 32 elements of block b of a Q8_0 / Q4_0 row as bf16 (d * q rounded).
-inline void dequant_block_bf16(DType t, const void* row, int64_t b, uint16_t* out) {
-  __m512i q0, q1;
-  float d;
-  if (t == DType::kQ8_0) {
-    const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(row)[b];
-    d = f16_to_f32(blk.d);
-    q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
-    q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs + 16)));
-  } else {
-    const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];
-    d = f16_to_f32(blk.d);
-    const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
-    const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
-    q0 = _mm512_sub_epi32(_mm512_and_si512(raw, nib), eight);                         // elements 0..15
-    q1 = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(raw, 4), nib), eight);  // elements 16..31
-  }
-  const __m512 dv = _mm512_set1_ps(d);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
-                      _mm512_cvtepi32_epi16(bf16_bits(_mm512_mul_ps(_mm512_cvtepi32_ps(q0), dv))));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16),
-                      _mm512_cvtepi32_epi16(bf16_bits(_mm512_mul_ps(_mm512_cvtepi32_ps(q1), dv))));
-}
-
 struct KernBF16Quant : KernBF16 {
-  // Dequantizes the panel's rows of this K block to bf16, then packs them
-  // as KernBF16 packs a BF16 weight.
+  // Dequantizes the panel's rows of this K block to bf16 (from the split
+  // layout when the weight was prepared: its file pages may be gone), then
+  // packs them as KernBF16 packs a BF16 weight.
   static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
     thread_local std::vector<uint16_t> tmp;
     tmp.resize(size_t(kNR * kc));
-    const int64_t rows = std::min<int64_t>(kNR, w.rows - n0), nb = w.cols / kQ8Block;
-    const size_t row_bytes = size_t(nb) * dtype_block_bytes(w.dtype);
-    for (int64_t r = 0; r < rows; r++) {
-      const void* row = static_cast<const uint8_t*>(w.data) + size_t(n0 + r) * row_bytes;
-      for (int64_t b = 0; b < kc / kQ8Block; b++)
-        dequant_block_bf16(w.dtype, row, k0 / kQ8Block + b, tmp.data() + r * kc + b * kQ8Block);
-    }
+    const int64_t rows = std::min<int64_t>(kNR, w.rows - n0);
+    avx512::dequantize_bf16(w, n0, rows, k0 / kQ8Block, kc / kQ8Block, tmp.data(), kc);
     const Weight block{DType::kBF16, rows, kc, tmp.data()};
     KernBF16::pack(block, 0, 0, kc, dst);
   }

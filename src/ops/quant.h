@@ -66,6 +66,10 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
 // The split layout the kernel reads (see quant_avx512.cpp): returns its bytes,
 // writes it to dst (64-byte aligned) when dst is non-null.
 size_t prepare_quant(const Weight& w, void* dst, Weight* out);
+// Blocks [b0, b0 + nblocks) of rows [n0, n0 + rows) as bf16 (d * q rounded
+// once), row r at out + r * ld; reads the split layout when w is prepared.
+void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
+                     int64_t ld);
 }  // namespace avx512
 
 }  // namespace dsvl2

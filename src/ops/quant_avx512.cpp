@@ -40,6 +40,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -82,15 +83,22 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
   std::fill(scales + g0 * s.group_scales(), scales + g1 * s.group_scales(), uint16_t(0));
   for (int64_t n = g0 * kRows; n < std::min(s.N, g1 * kRows); n++) {
     if (s.q4) {
+      // Blocks a = 2c and b = 2c + 1 (zero past the row): byte j of the chunk
+      // is a's element j | b's element j << 4; a block's byte i holds its
+      // elements i (low) and i + 16 (high).
       const BlockQ4_0* row = static_cast<const BlockQ4_0*>(w.data) + n * s.nb;
-      for (int64_t b = 0; b < s.nb; b++) {
-        scales[s.scale_at(n, b)] = row[b].d;
-        uint8_t* chunk = dst + s.quant_at(n, b / 2);
-        const int shift = (b % 2) * 4;  // block 2c -> low nibbles, 2c+1 -> high
-        for (int j = 0; j < 16; j++) {
-          chunk[j] |= uint8_t((row[b].qs[j] & 0x0f) << shift);
-          chunk[j + 16] |= uint8_t((row[b].qs[j] >> 4) << shift);
-        }
+      const __m128i lo4 = _mm_set1_epi8(0x0f), hi4 = _mm_set1_epi8(char(0xf0));
+      for (int64_t c = 0; c < s.chunks; c++) {
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[2 * c].qs));
+        const __m128i b = 2 * c + 1 < s.nb ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[2 * c + 1].qs))
+                                           : _mm_setzero_si128();
+        uint8_t* chunk = dst + s.quant_at(n, c);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk),
+                         _mm_or_si128(_mm_and_si128(a, lo4), _mm_slli_epi16(_mm_and_si128(b, lo4), 4)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk + 16),
+                         _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), lo4), _mm_and_si128(b, hi4)));
+        scales[s.scale_at(n, 2 * c)] = row[2 * c].d;
+        if (2 * c + 1 < s.nb) scales[s.scale_at(n, 2 * c + 1)] = row[2 * c + 1].d;
       }
     } else {
       const BlockQ8_0* row = static_cast<const BlockQ8_0*>(w.data) + n * s.nb;
@@ -233,7 +241,62 @@ struct AlignedBytes {
   }
 };
 
+// 16 int32 quants times d, rounded to bf16, stored.
+inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
+  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(d));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(bf16_bits(v)));
+}
+
 }  // namespace
+
+void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
+                     int64_t ld) {
+  const Split s(w);
+  const bool prepared = w.packed && w.packed_tag == (s.q4 ? kPackedQ4Tag : kPackedQ8Tag);
+  const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
+  const uint16_t* scales = prepared ? reinterpret_cast<const uint16_t*>(packed + s.scale_offset) : nullptr;
+  const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t n = n0 + r;
+    for (int64_t b = b0; b < b0 + nblocks; b++) {
+      uint16_t* o = out + r * ld + (b - b0) * kQ8Block;
+      if (s.q4) {
+        // Elements 0..15 and 16..31 of the block as nibble values 0..15.
+        __m512i lo, hi;
+        float d;
+        if (prepared) {
+          const uint8_t* chunk = packed + s.quant_at(n, b / 2);
+          const int shift = int(b % 2) * 4;
+          lo = _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk))), shift);
+          hi = _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + 16))),
+                                 shift);
+          d = f16_to_f32(scales[s.scale_at(n, b)]);
+        } else {
+          const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];
+          const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+          lo = raw;
+          hi = _mm512_srli_epi32(raw, 4);
+          d = f16_to_f32(blk.d);
+        }
+        store_bf16x16(_mm512_sub_epi32(_mm512_and_si512(lo, nib), eight), d, o);
+        store_bf16x16(_mm512_sub_epi32(_mm512_and_si512(hi, nib), eight), d, o + 16);
+      } else {
+        const int8_t* qs;
+        float d;
+        if (prepared) {
+          qs = reinterpret_cast<const int8_t*>(packed + s.quant_at(n, b / 2) + (b % 2) * 32);
+          d = f16_to_f32(scales[s.scale_at(n, b)]);
+        } else {
+          const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
+          qs = blk.qs;
+          d = f16_to_f32(blk.d);
+        }
+        store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))), d, o);
+        store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))), d, o + 16);
+      }
+    }
+  }
+}
 
 size_t prepare_quant(const Weight& w, void* dst, Weight* out) {
   if (!is_matmul_quant(w.dtype) || w.rows <= 0 || w.cols <= 0 || w.cols % kQ8Block) return 0;

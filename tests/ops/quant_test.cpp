@@ -221,8 +221,17 @@ TEST(Quant, Bf16ModePromptRowsUseDequantizedWeights) {
       std::vector<float> wd(size_t(N * K));
       if (dt == DType::kQ8_0) dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(w.data()), N * K, wd.data());
       else dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(w.data()), N * K, wd.data());
-      std::vector<float> got(size_t(M * N));
-      Ops{fast, &pool, Compute::kBF16}.linear(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), got.data());
+      // Prepared, the weight's source bytes are not read (a model drops its
+      // mapped pages): poison them after packing.
+      const Ops ops{fast, &pool, Compute::kBF16};
+      Tensor storage;
+      std::vector<uint8_t> source = w;
+      const Weight prepared = ops.prepare(Weight{dt, N, K, source.data()}, &storage);
+      std::fill(source.begin(), source.end(), uint8_t(0x7f));
+      std::vector<float> got(size_t(M * N)), got_prepared(size_t(M * N));
+      ops.linear(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), got.data());
+      ops.linear(x.data(), M, prepared, bias.data(), got_prepared.data());
+      EXPECT_EQ(got, got_prepared);
       for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
           double e = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
