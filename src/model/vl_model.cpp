@@ -42,15 +42,8 @@ void VisionLanguageModel::load_gguf(const std::string& file) {
 
 void VisionLanguageModel::build(const std::string& tokenizer_dir) {
   validate_checkpoint(*ckpt_, cfg_);
-  // Weights that fit in 90% of free memory are mapped now: a fresh process
-  // otherwise faults them in 4 KiB at a time during its first prompt
-  // (measured on Tiny: a 14-token first prefill 6.6 s, the next 0.9 s).
-  ckpt_->populate(memory_available_bytes() / 10 * 9);
   vision_ = std::make_unique<VisionModel>(VisionModel::load(*ckpt_, cfg_));
   lm_ = std::make_unique<LanguageModel>(cfg_.language, checkpoint_source(*ckpt_));
-  // The embedding table is read a row per token: map those rows on demand.
-  const Weight& emb = lm_->embedding_table();
-  ckpt_->release(emb.data, size_t(emb.rows * emb.cols) * dtype_size(emb.dtype));
   const std::string& dir = tokenizer_dir;
   if (file_exists(path_join(dir, "tokenizer.json"))) {
     tok_.emplace(Tokenizer::load(dir));
@@ -62,6 +55,16 @@ void VisionLanguageModel::build(const std::string& tokenizer_dir) {
 }
 
 VisionLanguageModel::~VisionLanguageModel() = default;
+
+bool VisionLanguageModel::populate() const {
+  // Weights that fit in 90% of free memory are mapped now: a fresh process
+  // otherwise faults them in 4 KiB at a time during its first prompt
+  // (measured on Tiny: a 14-token first prefill 6.6 s, the next 0.9 s).
+  const bool done = ckpt_->populate(memory_available_bytes() / 10 * 9);
+  const Weight& emb = lm_->embedding_table();  // read a row per token: on demand
+  ckpt_->release(emb.data, size_t(emb.rows * emb.cols) * dtype_size(emb.dtype));
+  return done;
+}
 
 size_t VisionLanguageModel::prepare(const Ops& ops) {
   // When the packed copy and the file's page cache cannot both stay in

@@ -53,6 +53,11 @@ class VisionLanguageModel {
   // a few tokens with these ops (a session, a server, a benchmark); results
   // are unchanged and other ops keep working. Returns the packed bytes.
   size_t prepare(const Ops& ops);
+  // For running from the mapped checkpoint (no prepare): maps the weights'
+  // pages now when they fit in memory, so the first prompt does not fault
+  // them in one by one. prepare() needs no populate: packing reads each
+  // matrix once and drops its pages. Returns whether it populated.
+  bool populate() const;
 
  private:
   void load_gguf(const std::string& file);

@@ -28,7 +28,8 @@ void GenFlags::add_to(CLI::App& app) {
 }
 
 void GenFlags::prepare(VisionLanguageModel& model, const Ops& ops) const {
-  if (!no_repack) model.prepare(ops);
+  if (no_repack) model.populate();
+  else model.prepare(ops);
 }
 
 Compute GenFlags::compute_mode() const {

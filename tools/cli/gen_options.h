@@ -28,7 +28,8 @@ struct GenFlags {
   bool no_repack = false;
 
   void add_to(CLI::App& app);
-  // Repacks the model's matrices for ops unless --no-repack (VisionLanguageModel::prepare).
+  // Repacks the model's matrices for ops (VisionLanguageModel::prepare), or
+  // with --no-repack maps the checkpoint's pages up front (populate).
   void prepare(VisionLanguageModel& model, const Ops& ops) const;
   GenerateRequest request() const;
   Compute compute_mode() const;
