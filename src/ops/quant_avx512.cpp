@@ -110,7 +110,7 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
   }
 }
 
-// Activations quantized to Q8_0 (exactly as quantize_q8_0) in the split form:
+// Activations quantized to Q8_0 (as quantize_q8_0) in the split form:
 // int8 rows of Kp, f32 scales rows of ns, and for Q4 the per-chunk start
 // vectors (-8 * block sums in lanes 0 and 8).
 struct Activations {
@@ -119,24 +119,39 @@ struct Activations {
   std::vector<int32_t> start;
 };
 
+// One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127,
+// q = lroundf(x / d) (half away from zero: trunc(|v|) + (frac >= 0.5), exact
+// for |v| <= 127). Returns the block's int sum (Q4_0 start vector).
+inline int32_t quantize_block(const float* x, int8_t* q, float* d_out) {
+  const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+  *d_out = f16_to_f32(f32_to_f16(d));
+  __m512i sum = _mm512_setzero_si512();
+  for (int h = 0; h < 2; h++) {
+    const __m512 v = _mm512_mul_ps(h ? b : a, _mm512_set1_ps(id));
+    const __m512 av = _mm512_abs_ps(v);
+    const __m512 t = _mm512_roundscale_ps(av, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(av, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512i r = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.f)));
+    r = _mm512_mask_sub_epi32(r, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_si512(), r);
+    sum = _mm512_add_epi32(sum, r);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtepi32_epi8(r));
+  }
+  return _mm512_reduce_add_epi32(sum);
+}
+
 void quantize_activations(const float* x, int64_t M, const Split& s, Activations& a, ThreadPool& pool) {
   a.q.assign(size_t(M * s.Kp), 0);
   a.d.assign(size_t(M * s.ns), 0.f);
   if (s.q4) a.start.assign(size_t(M * s.chunks * 16), 0);
   auto run = [&](int64_t m0, int64_t m1, int) {
-    std::vector<BlockQ8_0> blocks(size_t(s.nb));
-    for (int64_t m = m0; m < m1; m++) {
-      quantize_q8_0(x + m * s.K, s.K, blocks.data());
+    for (int64_t m = m0; m < m1; m++)
       for (int64_t b = 0; b < s.nb; b++) {
-        std::memcpy(a.q.data() + m * s.Kp + b * 32, blocks[size_t(b)].qs, 32);
-        a.d[size_t(m * s.ns + b)] = f16_to_f32(blocks[size_t(b)].d);
-        if (s.q4) {
-          int32_t sum = 0;
-          for (int8_t v : blocks[size_t(b)].qs) sum += v;
-          a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
-        }
+        const int32_t sum =
+            quantize_block(x + m * s.K + b * 32, a.q.data() + m * s.Kp + b * 32, a.d.data() + m * s.ns + b);
+        if (s.q4) a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
       }
-    }
   };
   if (M >= 4) pool.parallel_for(M, run);
   else run(0, M, 0);

@@ -205,6 +205,31 @@ TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
     }
 }
 
+// The fast kernel quantizes activations itself (vectorized); against one-hot
+// weights (d = 1) each output is one activation quant times its scale, so any
+// rounding difference from quantize_q8_0 (ties away from zero) shows exactly.
+TEST(Quant, FastActivationQuantizationEqualsReference) {
+  ThreadPool pool(2);
+  const int64_t K = 96, N = K;
+  std::vector<float> x = randn(size_t(K), 9, 2.f);
+  const float ties[] = {127.f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4999999f, 126.5f, -126.5f, 0.f, -0.f, 3.5f, -1e-9f};
+  std::copy(std::begin(ties), std::end(ties), x.begin());  // block 0: d = 1, id = 1
+  x[40] = -50.f;
+  x[41] = 25.f;  // block 1: ties at 127 * 25 / 50 = 63.5
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0}) {
+    SCOPED_TRACE(dtype_name(dt));
+    std::vector<float> eye(size_t(N * K), 0.f);
+    for (int64_t i = 0; i < N; i++) eye[size_t(i * K + i)] = dt == DType::kQ8_0 ? 127.f : -8.f;
+    std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
+    quantize_blocks(dt, eye.data(), N * K, w.data());  // q = 127 (Q8_0) / -8 (Q4_0), d = 1
+    std::vector<float> ref(static_cast<size_t>(N)), got(static_cast<size_t>(N));
+    matmul_quant_ref(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, ref.data(), pool);
+    matmul_quant(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, got.data(), pool);
+    for (int64_t i = 0; i < N; i++) EXPECT_EQ(got[size_t(i)], ref[size_t(i)]) << "element " << i;
+    EXPECT_EQ(ref[1], (dt == DType::kQ8_0 ? 127.f : -8.f) * 3.f);  // 2.5 rounds away from zero
+  }
+}
+
 // bf16 mode with prompt-sized M: the weights are dequantized to bf16 (d * q
 // rounded once) and run through the bf16 GEMM, the activations rounded to
 // bf16: equal to that product in f32, up to accumulation order.
