@@ -35,11 +35,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "ops/gemm_driver.h"
 #include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
@@ -241,20 +241,6 @@ void run_split(const Split& s, const uint8_t* packed, const Activations& a, int6
   }, 8);
 }
 
-struct AlignedBytes {
-  uint8_t* p = nullptr;
-  size_t cap = 0;
-  ~AlignedBytes() { std::free(p); }
-  uint8_t* get(size_t n) {
-    if (n > cap) {
-      std::free(p);
-      cap = (n + 4095) & ~size_t(4095);
-      p = static_cast<uint8_t*>(std::aligned_alloc(64, cap));
-      if (!p) throw std::bad_alloc();
-    }
-    return p;
-  }
-};
 
 // 16 int32 quants times d, rounded to bf16, stored.
 inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
@@ -333,8 +319,8 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   const Split s(w);
   const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
   if (!packed || w.packed_tag != (s.q4 ? kPackedQ4Tag : kPackedQ8Tag)) {
-    thread_local AlignedBytes buf;  // not prepared: split per call
-    uint8_t* dst = buf.get(s.bytes);
+    thread_local AlignedBuf buf;  // not prepared: split per call
+    uint8_t* dst = static_cast<uint8_t*>(buf.get(s.bytes));
     pool.parallel_for(s.groups, [&](int64_t g0, int64_t g1, int) { pack_split(w, s, dst, g0, g1); }, 16);
     packed = dst;
   }

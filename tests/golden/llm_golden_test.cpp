@@ -45,19 +45,30 @@ std::vector<std::string> prompts_of(const SafetensorsFile& f) {
   return out;
 }
 
+// One golden case loaded: its checkpoint, expectations and both modes' ops.
+struct GoldenCase {
+  explicit GoldenCase(const char* name)
+      : dir(test::golden_dir() + "/" + name), cfg(load_vl_config(dir)), ckpt(dir),
+        exp(dir + "/expected.safetensors"), pool(2), ops{&kernels_best(), &pool, Compute::kF32},
+        ops_bf16{&kernels_best(), &pool, Compute::kBF16} {}
+  std::string dir;
+  VLConfig cfg;
+  Checkpoint ckpt;
+  SafetensorsFile exp;
+  ThreadPool pool;
+  Ops ops, ops_bf16;
+};
+
 class LlmGolden : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
   DSVL2_REQUIRE_GOLDEN();
-  const std::string dir = test::golden_dir() + "/" + GetParam();
-  VLConfig cfg = load_vl_config(dir);
-  Checkpoint ckpt(dir);
-  LanguageModel lm(cfg.language, checkpoint_source(ckpt));
-  SafetensorsFile exp(dir + "/expected.safetensors");
-  ThreadPool pool(2);
-  Ops ops{&kernels_best(), &pool, Compute::kF32};
-  Ops ops_bf16 = ops;
-  ops_bf16.compute = Compute::kBF16;
+  GoldenCase golden(GetParam());
+  const VLConfig& cfg = golden.cfg;
+  const SafetensorsFile& exp = golden.exp;
+  const Ops& ops = golden.ops;
+  const Ops& ops_bf16 = golden.ops_bf16;
+  LanguageModel lm(cfg.language, checkpoint_source(golden.ckpt));
   const int64_t V = cfg.language.vocab_size;
 
   auto prompts = prompts_of(exp);
@@ -127,16 +138,14 @@ TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
 // bf16 path does.
 TEST_P(LlmGolden, PreparedWeightsKeepParity) {
   DSVL2_REQUIRE_GOLDEN();
-  const std::string dir = test::golden_dir() + "/" + GetParam();
-  VLConfig cfg = load_vl_config(dir);
-  Checkpoint ckpt(dir);
+  GoldenCase golden(GetParam());
+  const VLConfig& cfg = golden.cfg;
+  const Checkpoint& ckpt = golden.ckpt;
+  const SafetensorsFile& exp = golden.exp;
+  const Ops& ops = golden.ops;
+  const Ops& ops_bf16 = golden.ops_bf16;
   LanguageModel lm(cfg.language, checkpoint_source(ckpt));
   LanguageModel plain(cfg.language, checkpoint_source(ckpt));
-  SafetensorsFile exp(dir + "/expected.safetensors");
-  ThreadPool pool(2);
-  Ops ops{&kernels_best(), &pool, Compute::kF32};
-  Ops ops_bf16 = ops;
-  ops_bf16.compute = Compute::kBF16;
   size_t released = 0;
   const size_t packed = lm.prepare(ops_bf16, [&](const void* p, size_t n) { released += ckpt.release(p, n); });
   if (kernels_best().isa == Isa::kAvx512) {
