@@ -52,6 +52,35 @@ TEST_F(RunChat, RunStreamsTextAndStopsAtMaxTokens) {
   EXPECT_EQ(again.out, r.out);
 }
 
+// bench --quick --json on the toy model and on its Q4_0 file: every field the
+// issue names, and --against gives exact agreement for the model against
+// itself and less for the quantized file.
+TEST_F(RunChat, BenchReportsFiguresAndQuality) {
+  const std::string q4 = test::temp_dir("bench_q4") + "/model-q4_0.gguf";
+  auto qr = test::run_command(cmd("quantize" + model() + " --type q4_0 -o " + q4));
+  ASSERT_EQ(qr.exit_code, 0) << qr.err;
+  for (const std::string& m : {*dir_, q4}) {
+    auto r = test::run_command(cmd("bench -m " + m + " --quick --json -t 2 --against " + *dir_));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const char* k : {"vision_s_per_tile", "prefill_tok_s", "decode_tok_s", "ttft_s", "peak_rss_gb"})
+      EXPECT_GT(j.at(k).get<double>(), 0.0) << k;
+    for (const char* k : {"mem_gbs", "bf16_gflops", "int8_gops"}) EXPECT_GT(j.at("roofline").at(k).get<double>(), 0.0);
+    for (const char* k : {"vision", "prefill", "decode"}) EXPECT_GT(j.at("fraction").at(k).get<double>(), 0.0);
+    const auto& q = j.at("quality");
+    EXPECT_EQ(q.at("tokens").get<int>(), 64);
+    if (m == q4) {
+      EXPECT_EQ(j.at("weights"), "q4_0");
+      EXPECT_LT(q.at("top1_agreement").get<double>(), 1.0);
+      EXPECT_GT(q.at("mean_kl").get<double>(), 1e-4);
+    } else {
+      EXPECT_EQ(j.at("weights"), "bf16");
+      EXPECT_EQ(q.at("top1_agreement").get<double>(), 1.0);
+      EXPECT_LT(q.at("mean_kl").get<double>(), 1e-3);  // same weights; repacked vs mapped summation order
+    }
+  }
+}
+
 TEST_F(RunChat, RunTakesTwoImagesAndNoImage) {
   auto two = test::run_command(cmd("run" + model() + " --image " + demo() + " --image " + demo() +
                                    " -p 'Compare the two images.' -n 3"));

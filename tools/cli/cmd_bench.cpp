@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -21,10 +22,51 @@ namespace dsvl2::cli {
 namespace {
 
 struct BenchFlags {
-  std::string model, compute = "bf16";
+  std::string model, compute = "bf16", against;
   bool quick = false, json = false;
   int threads = 0;
 };
+
+// Next-token agreement of `model` with a reference checkpoint (normally the
+// BF16 one it was quantized from) over every position of a random-text
+// prompt: top-1 agreement and mean KL(reference || model).
+struct Quality {
+  int tokens = 0;
+  double top1 = 0, mean_kl = 0;
+};
+
+Quality measure_quality(const Tensor& logits, const std::string& reference, const std::vector<int>& prompt,
+                        const Ops& ops) {
+  VisionLanguageModel ref(reference);
+  const LanguageConfig& L = ref.config().language;
+  DSVL2_REQUIRE(L.vocab_size == logits.dim(1), "--against %s: vocabulary %d differs from the model's %lld",
+                reference.c_str(), L.vocab_size, (long long)logits.dim(1));
+  KVCache cache(L, int(prompt.size()) + 1);
+  Tensor e = ref.language().embed(prompt);
+  Tensor want = ref.language().forward(e.f32(), int(prompt.size()), cache, ops, LogitsMode::kAll);
+  const int64_t T = want.dim(0), V = want.dim(1);
+  Quality q;
+  q.tokens = int(T);
+  std::vector<double> la(static_cast<size_t>(V)), lb(static_cast<size_t>(V));
+  auto log_softmax = [V](const float* x, std::vector<double>& out) {
+    const double mx = *std::max_element(x, x + V);
+    double sum = 0;
+    for (int64_t i = 0; i < V; i++) sum += std::exp(double(x[i]) - mx);
+    const double lse = mx + std::log(sum);
+    for (int64_t i = 0; i < V; i++) out[size_t(i)] = double(x[i]) - lse;
+  };
+  for (int64_t t = 0; t < T; t++) {
+    const float* a = want.f32() + t * V;
+    const float* b = logits.f32() + t * V;
+    q.top1 += argmax(a, V) == argmax(b, V);
+    log_softmax(a, la);
+    log_softmax(b, lb);
+    for (int64_t i = 0; i < V; i++) q.mean_kl += std::exp(la[size_t(i)]) * (la[size_t(i)] - lb[size_t(i)]);
+  }
+  q.top1 /= double(T);
+  q.mean_kl /= double(T);
+  return q;
+}
 
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -153,6 +195,19 @@ int run_bench(const BenchFlags& f) {
     model.language().forward(emb.f32(), int(ids.size()), cache, ops, LogitsMode::kLast);
   }
   const double ttft_s = since(t0);
+  const double rss_gb = peak_rss_gb();  // before a reference model is loaded
+
+  Quality quality;
+  if (!f.against.empty()) {
+    say("quality against %s ...\n", f.against.c_str());
+    const int n = f.quick ? 64 : 256;
+    std::vector<int32_t> text = random_text_ids(n, L.vocab_size, 3);
+    std::vector<int> ids_q(text.begin(), text.end());
+    KVCache cache(L, n + 1);
+    Tensor e = model.language().embed(ids_q);
+    Tensor logits = model.language().forward(e.f32(), n, cache, ops, LogitsMode::kAll);
+    quality = measure_quality(logits, f.against, ids_q, ops);
+  }
 
   const double bytes_per_param = double(dtype_block_bytes(wdtype)) / double(dtype_block_elems(wdtype));
   const double decode_roof = roof.mem_gbs * 1e9 / (double(cost.linear_params) * bytes_per_param);
@@ -174,11 +229,14 @@ int run_bench(const BenchFlags& f) {
   j["decode_tok_s"] = decode_tok_s;
   j["ttft_s"] = ttft_s;
   j["ttft_image_tokens"] = img.num_image_tokens.as<int64_t>()[0];
-  j["peak_rss_gb"] = peak_rss_gb();
+  j["peak_rss_gb"] = rss_gb;
   j["fraction"] = {{"vision", vision_roof_s / vision_s_per_tile},
                    {"prefill", prefill_tok_s / prefill_roof},
                    {"decode", decode_tok_s / decode_roof}};
   j["roofline_rates"] = {{"vision_s_per_tile", vision_roof_s}, {"prefill_tok_s", prefill_roof}, {"decode_tok_s", decode_roof}};
+  if (!f.against.empty())
+    j["quality"] = {{"against", f.against}, {"tokens", quality.tokens}, {"top1_agreement", quality.top1},
+                    {"mean_kl", quality.mean_kl}};
   if (f.json) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
@@ -192,7 +250,10 @@ int run_bench(const BenchFlags& f) {
   std::printf("| pp%d tok/s | %.1f | %.1f | %.2f |\n", n_prefill, prefill_tok_s, prefill_roof, prefill_tok_s / prefill_roof);
   std::printf("| tg%d tok/s | %.2f | %.2f | %.2f |\n", n_decode, decode_tok_s, decode_roof, decode_tok_s / decode_roof);
   std::printf("| ttft 640x480 + 20 tokens (s) | %.2f | | |\n", ttft_s);
-  std::printf("| peak RSS (GB) | %.2f | | |\n", peak_rss_gb());
+  std::printf("| peak RSS (GB) | %.2f | | |\n", rss_gb);
+  if (!f.against.empty())
+    std::printf("quality against %s over %d positions: top-1 agreement %.4f, mean KL %.5f\n", f.against.c_str(),
+                quality.tokens, quality.top1, quality.mean_kl);
   return 0;
 }
 
@@ -204,6 +265,9 @@ Command reg("bench", "Measure rooflines and model workloads (vision, prefill, de
               app.add_flag("--json", f->json, "Print one JSON object");
               app.add_option("-t,--threads", f->threads, "Threads (default: all cores)");
               app.add_option("--compute", f->compute, "bf16 (default) or f32");
+              app.add_option("--against", f->against,
+                             "Also report next-token top-1 agreement and mean KL against this checkpoint "
+                             "(e.g. the BF16 folder a .gguf was quantized from) over a random-text prompt");
               return std::function<int()>([f] { return run_bench(*f); });
             });
 
