@@ -21,6 +21,10 @@ bool contains(const std::string& s, const char* part) { return s.find(part) != s
 // Which part a tensor belongs to, or nullptr when it is never quantized.
 const bool* part_flag(const std::string& n, const QuantizeParts& p) {
   if (n == "language.lm_head.weight") return &p.head;
+  if (n.rfind("vision.blocks.", 0) == 0 && contains(n, ".weight") &&
+      (contains(n, ".attn.qkv.") || contains(n, ".attn.proj.") || contains(n, ".mlp.fc")))
+    return &p.vision;
+  if (n.rfind("projector.layers.", 0) == 0 && contains(n, ".weight")) return &p.projector;
   if (n.rfind("language.model.layers.", 0) != 0 || !contains(n, ".weight")) return nullptr;
   if (contains(n, ".mlp.experts.")) return &p.experts;
   if (contains(n, ".mlp.shared_experts.")) return &p.shared;
@@ -106,8 +110,9 @@ QuantizeStats write_random_gguf(const std::string& out_path, const std::string& 
 }
 
 QuantizeParts parse_quantize_parts(const std::string& list) {
-  if (list.empty() || list == "all") return {};
-  QuantizeParts p{false, false, false, false, false};
+  if (list.empty() || list == "language") return {};
+  QuantizeParts p{false, false, false, false, false, false, false};
+  if (list == "all") return {true, true, true, true, true, true, true};
   std::stringstream ss(list);
   std::string item;
   while (std::getline(ss, item, ',')) {
@@ -116,7 +121,12 @@ QuantizeParts parse_quantize_parts(const std::string& list) {
     else if (item == "dense") p.dense = true;
     else if (item == "attention") p.attention = true;
     else if (item == "head") p.head = true;
-    else DSVL2_FAIL("--parts: unknown part \"%s\" (experts, shared, dense, attention, head or all)", item.c_str());
+    else if (item == "vision") p.vision = true;
+    else if (item == "projector") p.projector = true;
+    else if (item == "language") p.experts = p.shared = p.dense = p.attention = p.head = true;
+    else
+      DSVL2_FAIL("--parts: unknown part \"%s\" (experts, shared, dense, attention, head, vision, projector, "
+                 "language or all)", item.c_str());
   }
   return p;
 }

@@ -10,17 +10,22 @@ namespace dsvl2 {
 
 class ThreadPool;
 
-// Parts of the language model that can be quantized. The vision tower, the
-// projector, the embedding table, the MoE router and MLA's kv_b_proj always
-// stay in their stored type (their loaders read them element-wise or in f32).
+// Parts that can be quantized. The embedding table, the MoE router, MLA's
+// kv_b_proj, the patch embedding and every vector always stay in their stored
+// type (their loaders read them element-wise or in f32), as does any matrix
+// whose rows are not whole 32-element blocks (SigLIP's fc2, 4304 wide).
 struct QuantizeParts {
-  bool experts = true;    // routed experts
-  bool shared = true;     // shared experts
-  bool dense = true;      // dense MLP of the first layers
-  bool attention = true;  // q/k/v/o, q_a/q_b, kv_a projections
-  bool head = true;       // lm_head
+  bool experts = true;     // routed experts
+  bool shared = true;      // shared experts
+  bool dense = true;       // dense MLP of the first layers
+  bool attention = true;   // q/k/v/o, q_a/q_b, kv_a projections
+  bool head = true;        // lm_head
+  bool vision = false;     // SigLIP blocks' qkv, proj, fc1 (opt-in)
+  bool projector = false;  // the MLP adaptor's layers (opt-in)
 };
-// "experts,shared,dense,attention,head" or "all"; throws Error on unknown names.
+// A comma list of experts, shared, dense, attention, head, vision, projector;
+// "language" (the default: the first five) or "all" (every part). Throws
+// Error on unknown names.
 QuantizeParts parse_quantize_parts(const std::string& list);
 
 struct QuantizeStats {

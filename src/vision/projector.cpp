@@ -70,7 +70,7 @@ Projector Projector::load(const Checkpoint& ck, const ProjectorConfig& cfg) {
   for (size_t i = 0; i < shapes.size(); i++) {
     const std::string p = "projector.layers." + std::to_string(2 * i) + ".";  // nn.Sequential index
     ProjectorLinear l;
-    l.w = weight_from_view(ck.require(p + "weight", {shapes[i].first, shapes[i].second}));
+    l.w = weight_from_view(ck.require_weight(p + "weight", {shapes[i].first, shapes[i].second}));  // may be Q8_0/Q4_0
     l.b = to_f32(ck.require(p + "bias", {shapes[i].first}));
     layers.push_back(std::move(l));
   }

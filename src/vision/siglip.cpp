@@ -24,8 +24,10 @@ void check_config(const VisionConfig& c) {
 
 Tensor vec_f32(const Checkpoint& ck, const std::string& name, int64_t n) { return to_f32(ck.require(name, {n})); }
 
+// A matrix as stored: F32/F16/BF16, or Q8_0/Q4_0 from a .gguf quantized with
+// --parts vision (ops/quant.h runs it).
 Weight linear_w(const Checkpoint& ck, const std::string& name, int64_t out, int64_t in) {
-  return weight_from_view(ck.require(name, {out, in}));
+  return weight_from_view(ck.require_weight(name, {out, in}));
 }
 
 void require_vec(const Tensor& t, int64_t n, const char* what) {

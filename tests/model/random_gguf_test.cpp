@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
 #include "core/file.h"
 #include "io/checkpoint.h"
 #include "io/gguf.h"
@@ -17,16 +18,18 @@
 namespace dsvl2 {
 namespace {
 
-TEST(RandomGguf, EqualsQuantizedBf16CheckpointAndRuns) {
-  const std::string dir = test::temp_dir("random_gguf");
+class RandomGguf : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RandomGguf, EqualsQuantizedBf16CheckpointAndRuns) {
+  const std::string dir = test::temp_dir(std::string("random_gguf_") + GetParam());
   const std::string cfg = preset_config_json("tiny-test");
   ThreadPool pool(2);
   RandomCheckpointOptions opt;
   opt.seed = 9;
   opt.pool = &pool;
   write_random_checkpoint(dir + "/bf16", cfg, opt);
-  QuantizeStats a = quantize_checkpoint(dir + "/bf16", "q8_0", {}, dir + "/quantized.gguf");
-  QuantizeStats b = write_random_gguf(dir + "/direct.gguf", cfg, 9, &pool);
+  QuantizeStats a = quantize_checkpoint(dir + "/bf16", GetParam(), {}, dir + "/quantized.gguf");
+  QuantizeStats b = write_random_gguf(dir + "/direct.gguf", cfg, 9, &pool, GetParam());
   EXPECT_EQ(a.tensors, b.tensors);
   EXPECT_EQ(a.quantized, b.quantized);
   EXPECT_GT(b.quantized, 0);
@@ -42,12 +45,28 @@ TEST(RandomGguf, EqualsQuantizedBf16CheckpointAndRuns) {
 
   VisionLanguageModel m(dir + "/direct.gguf");
   Ops ops{&kernels_best(), &pool, Compute::kBF16};
+  m.prepare(ops);
   std::vector<int32_t> ids = {0, 1000, 2000, 3000};
   Tensor e = m.embed_prompt(ids, -1, nullptr, ops);
   KVCache cache(m.config().language, 8);
   Tensor logits = m.language().forward(e.f32(), 4, cache, ops, LogitsMode::kLast);
   EXPECT_EQ(logits.dim(1), m.config().language.vocab_size);
   for (int64_t i = 0; i < logits.numel(); i++) ASSERT_TRUE(std::isfinite(logits.f32()[i]));
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, RandomGguf, ::testing::Values("q8_0", "q4_0"));
+
+TEST(QuantizeParts, ParsesListsAndRejectsUnknownNames) {
+  const QuantizeParts lang = parse_quantize_parts("language");
+  EXPECT_TRUE(lang.experts && lang.shared && lang.dense && lang.attention && lang.head);
+  EXPECT_FALSE(lang.vision || lang.projector);
+  const QuantizeParts all = parse_quantize_parts("all");
+  EXPECT_TRUE(all.vision && all.projector && all.experts && all.head);
+  const QuantizeParts some = parse_quantize_parts("experts,vision");
+  EXPECT_TRUE(some.experts && some.vision);
+  EXPECT_FALSE(some.shared || some.attention || some.head || some.projector);
+  EXPECT_THROW(parse_quantize_parts("experts,eyes"), Error);
+  EXPECT_THROW(quantize_checkpoint("/nonexistent", "q5_k", {}, "/tmp/x.gguf"), Error);
 }
 
 }  // namespace

@@ -9,14 +9,16 @@ namespace dsvl2::cli {
 namespace {
 
 struct QuantizeFlags {
-  std::string model, type = "q8_0", parts = "all", out;
+  std::string model, type = "q8_0", parts = "language", out;
 };
 
 Command reg("quantize", "Quantize a checkpoint's language-model matrices into one .gguf (Q8_0 or Q4_0)", [](CLI::App& app) {
   auto f = std::make_shared<QuantizeFlags>();
   app.add_option("-m,--model", f->model, "Checkpoint folder")->required();
   app.add_option("--type", f->type, "q8_0 (int8 blocks of 32 with an f16 scale), q4_0 (4-bit blocks of 32) or bf16 (copy)");
-  app.add_option("--parts", f->parts, "Comma list of experts,shared,dense,attention,head, or all (default)");
+  app.add_option("--parts", f->parts,
+                 "Comma list of experts,shared,dense,attention,head,vision,projector; language (default: the "
+                 "first five) or all");
   app.add_option("-o,--out", f->out, "Output .gguf (put tokenizer.json beside it)")->required();
   return std::function<int()>([f] {
     auto t0 = std::chrono::steady_clock::now();
