@@ -28,8 +28,9 @@ void GenFlags::add_to(CLI::App& app) {
 }
 
 void GenFlags::prepare(VisionLanguageModel& model, const Ops& ops) const {
-  if (no_repack) model.populate();
-  else model.prepare(ops);
+  // Nothing packed (f32 mode on BF16 weights, or a CPU without the packed
+  // kernels): run from the mapping, prefaulted.
+  if (no_repack || model.prepare(ops) == 0) model.populate();
 }
 
 Compute GenFlags::compute_mode() const {
