@@ -359,17 +359,12 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  if (is_matmul_quant(w.dtype)) {
-    if (c == Compute::kBF16 && M >= kQuantGemmM && w.cols % kQ8Block == 0 && w.rows > 0) {
-      thread_local AlignedBuf qbuf;
-      const int64_t ld = w.cols;
-      uint16_t* xb = static_cast<uint16_t*>(qbuf.get(size_t(M * ld) * 2));
-      to_bf16_rows(x, M, w.cols, xb, ld, pool);
-      return gemm_blocked<KernBF16Quant>(xb, ld, M, w, bias, y, pool);
-    }
-    return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
-  }
-  DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
+  // Quantized weights: the int8 kernel, except prompt-sized M in bf16 mode,
+  // which dequantizes into the bf16 GEMM (KernBF16Quant).
+  const bool quant = is_matmul_quant(w.dtype);
+  const bool quant_gemm = quant && c == Compute::kBF16 && M >= kQuantGemmM && K % kQ8Block == 0;
+  if (quant && !quant_gemm) return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
+  DSVL2_CHECK(quant || w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
@@ -378,11 +373,12 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
     return;
   }
   thread_local AlignedBuf xbuf;  // converted activations, reused across calls
-  if (c == Compute::kBF16 && w.dtype == DType::kBF16) {
+  if (c == Compute::kBF16 && (w.dtype == DType::kBF16 || quant_gemm)) {
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
-    if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
+    if (quant_gemm) gemm_blocked<KernBF16Quant>(xb, ld, M, w, bias, y, pool);
+    else if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
       gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
     else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
     else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);

@@ -110,18 +110,9 @@ void matmul_quant_ref(const float* x, int64_t M, const Weight& w, const float* b
   }, 16);
 }
 
-namespace {
-bool use_avx512_quant() {
-  static const bool fast = [] {
-    const char* env = std::getenv("DSVL2_ISA");
-    return cpu_has_avx512_bf16() && !(env && !std::strcmp(env, "scalar")) && !(env && !std::strcmp(env, "avx2"));
-  }();
-  return fast;
-}
-}  // namespace
-
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool) {
-  if (use_avx512_quant()) avx512::matmul_quant(x, M, w, bias, y, pool);
+  // The same choice as every other kernel (CPUID, or DSVL2_ISA forcing one).
+  if (kernels_best().isa == Isa::kAvx512) avx512::matmul_quant(x, M, w, bias, y, pool);
   else matmul_quant_ref(x, M, w, bias, y, pool);
 }
 

@@ -38,6 +38,7 @@ struct VisionModel {
   // (see LanguageModel::prepare). Returns the packed bytes.
   size_t prepare(const Ops& ops, const ReleaseSource& release = {});
   std::unique_ptr<WeightArena> packed;  // holds what prepare() packed
+  bool prepared = false;
 };
 
 }  // namespace dsvl2
