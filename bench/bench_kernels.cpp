@@ -237,6 +237,9 @@ int main(int argc, char** argv) {
   std::printf("kernels: %s, %d threads; peaks: bf16 %.0f, f32 %.0f GFLOP/s, memory %.0f GB/s\n", isa_name(kt.isa),
               threads, kPeakBf16 * g_peak_scale * 1e-9, kPeakF32 * g_peak_scale * 1e-9, kPeakMem * g_peak_scale * 1e-9);
   if (g_cpu_time) std::printf("(timed by thread CPU time, one core)\n");
+#ifndef DSVL2_HAVE_DNNL
+  std::printf("oneDNN comparison skipped: built without oneDNN (bash scripts/setup --peers, then reconfigure)\n");
+#endif
   std::printf("%-28s %5s %6s %5s %9s %8s %6s\n", "matmul (bf16 weights)", "M", "N", "K", "ms", "GFLOP/s", "peak");
   std::vector<MatmulShape> shapes = {
       {"vit.qkv", 729, 3456, 1152},   {"vit.proj", 729, 1152, 1152},   {"vit.fc1", 729, 4304, 1152},
