@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/file.h"
+#include "model/sequence.h"
 
 namespace dsvl2::test {
 
@@ -73,6 +74,28 @@ DiffStats diff(const float* a, const float* b, int64_t n) {
   }
   s.mean_abs = n ? sum / double(n) : 0;
   return s;
+}
+
+GreedyRun greedy(const LanguageModel& lm, const float* embeds, int T, KVCache& cache, const Ops& ops, int max_new,
+                 int prefill_chunk) {
+  GenerateRequest req;
+  req.max_new_tokens = max_new;
+  req.prefill_chunk = prefill_chunk;
+  Sequence seq(nullptr, cache, req);
+  GreedyRun run;
+  seq.set_logits_observer([&](const float* l, int vocab) { run.step_logits.insert(run.step_logits.end(), l, l + vocab); });
+  seq.set_prompt(embeds, T, lm.config().hidden_size);
+  Sequence* one[] = {&seq};
+  while (step_sequences(lm, one, ops, prefill_chunk) > 0) {
+  }
+  for (int32_t id : seq.result().ids) run.ids.push_back(id);
+  run.finish_reason = seq.result().finish_reason;
+  return run;
+}
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && (std::string(ci) == "true" || std::string(ci) == "1");
 }
 
 }  // namespace dsvl2::test

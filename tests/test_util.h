@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
+#include "llm/decoder.h"
 
 namespace dsvl2::test {
 
@@ -36,11 +38,29 @@ struct DiffStats {
 };
 DiffStats diff(const float* a, const float* b, int64_t n);
 
+// Greedy decoding through the shipped generation step (model/sequence.h)
+// with no tokenizer: prompt embeds[T, hidden] after what the cache holds,
+// max_new tokens. step_logits[i] are the logits that chose ids[i].
+struct GreedyRun {
+  std::vector<int> ids;
+  std::vector<float> step_logits;  // [ids.size(), vocab]
+  std::string finish_reason;
+};
+GreedyRun greedy(const LanguageModel& lm, const float* embeds, int T, KVCache& cache, const Ops& ops, int max_new,
+                 int prefill_chunk = kDefaultPrefillChunk);
+
+// Whether CI is running (CI=true): then missing golden data fails a test
+// instead of skipping it, so a run cannot pass by skipping.
+bool in_ci();
+
 }  // namespace dsvl2::test
 
-// Skips the current test, visibly, when the golden data is missing.
-#define DSVL2_REQUIRE_GOLDEN()                                                            \
-  do {                                                                                    \
-    if (::dsvl2::test::golden_dir().empty())                                              \
+// Skips the current test, visibly, when the golden data is missing; fails it
+// under CI.
+#define DSVL2_REQUIRE_GOLDEN()                                                                  \
+  do {                                                                                          \
+    if (::dsvl2::test::golden_dir().empty()) {                                                  \
+      if (::dsvl2::test::in_ci()) FAIL() << "golden data not found, and CI=true requires it";   \
       GTEST_SKIP() << "golden data not found (set DSVL2_GOLDEN_DIR or put shared/ beside the checkout)"; \
+    }                                                                                           \
   } while (0)

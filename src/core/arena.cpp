@@ -9,23 +9,23 @@
 
 namespace dsvl2 {
 
-WeightArena::WeightArena(size_t bytes) : cap_((bytes + 63) & ~size_t(63)) {
+Arena::Arena(size_t bytes) : cap_((bytes + 63) & ~size_t(63)) {
   if (cap_ == 0) return;
   void* p = ::mmap(nullptr, cap_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) DSVL2_FAIL("cannot reserve %zu bytes for packed weights: %s", cap_, std::strerror(errno));
+  if (p == MAP_FAILED) DSVL2_FAIL_KIND(kOutOfResources, "cannot reserve %zu bytes of memory: %s", cap_, std::strerror(errno));
 #ifdef MADV_HUGEPAGE
   ::madvise(p, cap_, MADV_HUGEPAGE);  // a hint: without THP it stays 4 KiB pages
 #endif
   base_ = static_cast<char*>(p);
 }
 
-WeightArena::~WeightArena() {
+Arena::~Arena() {
   if (base_) ::munmap(base_, cap_);
 }
 
-void* WeightArena::take(size_t bytes) {
+void* Arena::take(size_t bytes) {
   const size_t n = (bytes + 63) & ~size_t(63);
-  DSVL2_CHECK(n <= cap_ - used_, "weight arena: %zu bytes asked, %zu of %zu left", bytes, cap_ - used_, cap_);
+  DSVL2_CHECK(n <= cap_ - used_, "arena: %zu bytes asked, %zu of %zu left", bytes, cap_ - used_, cap_);
   void* p = base_ + used_;
   used_ += n;
   return p;

@@ -1,4 +1,5 @@
-// Anonymous memory for weights repacked once at load time (see Ops::prepare).
+// Anonymous memory reserved once: weights repacked at load time (see
+// Ops::prepare) and the fixed-capacity KV caches (llm/kv_cache.h).
 // One mapping, asked for transparent huge pages: a 4 KiB page fault costs far
 // more than packing the page's bytes (measured: faulting 0.9 GB of fresh 4 KiB
 // pages took longer than packing it), and large weights stream better with
@@ -8,12 +9,12 @@
 
 namespace dsvl2 {
 
-class WeightArena {
+class Arena {
  public:
-  explicit WeightArena(size_t bytes);  // throws Error when the mapping fails
-  ~WeightArena();
-  WeightArena(const WeightArena&) = delete;
-  WeightArena& operator=(const WeightArena&) = delete;
+  explicit Arena(size_t bytes);  // throws Error when the mapping fails
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
 
   // `bytes` from the arena, 64-byte aligned; throws Error when it is full.
   void* take(size_t bytes);

@@ -18,6 +18,16 @@ std::string strformat(const char* fmt, ...) {
   return out;
 }
 
+const char* error_kind_name(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::kInvalidInput: return "invalid_input";
+    case ErrorKind::kTooLong: return "too_long";
+    case ErrorKind::kOutOfResources: return "out_of_resources";
+    case ErrorKind::kInternal: return "internal";
+  }
+  return "internal";
+}
+
 void check_failed(const char* file, int line, const char* cond, const std::string& msg) {
   std::fprintf(stderr, "dsvl2: internal check failed at %s:%d: %s: %s\n", file, line, cond, msg.c_str());
   std::abort();

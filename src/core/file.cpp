@@ -25,10 +25,37 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, std::string_view bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw Error(strformat("%s: cannot create: %s", path.c_str(), std::strerror(errno)));
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-  if (!f) throw Error(strformat("%s: write error", path.c_str()));
+  // A temporary name in the same folder, renamed over `path` once complete:
+  // a reader or a crash sees the old file or the new one, never a torn one.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(reinterpret_cast<uintptr_t>(&bytes) & 0xffffff);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(strformat("%s: cannot create: %s", path.c_str(), std::strerror(errno)));
+  auto fail = [&](const char* what) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(strformat("%s: %s: %s", path.c_str(), what, std::strerror(e)),
+                e == ENOSPC || e == EDQUOT ? ErrorKind::kOutOfResources : ErrorKind::kInvalidInput);
+  };
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("write error");
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0) fail("write error");
+  if (::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(strformat("%s: write error: %s", path.c_str(), std::strerror(e)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(strformat("%s: cannot replace: %s", path.c_str(), std::strerror(e)));
+  }
 }
 
 bool file_exists(const std::string& path) {

@@ -8,6 +8,8 @@
 namespace dsvl2 {
 
 std::string read_file(const std::string& path);  // throws Error naming the path
+// Atomic: written to a temporary name beside `path`, synced, then renamed
+// over it; on any error `path` is left as it was.
 void write_file(const std::string& path, std::string_view bytes);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);

@@ -20,6 +20,16 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
+// The pool whose job this thread is running (workers while in a job, the
+// caller during run_on_all): a call back into it runs inline.
+thread_local const ThreadPool* tl_job_pool = nullptr;
+
+struct JobScope {
+  const ThreadPool* saved;
+  explicit JobScope(const ThreadPool* p) : saved(tl_job_pool) { tl_job_pool = p; }
+  ~JobScope() { tl_job_pool = saved; }
+};
+
 // About 20-50 microseconds of polling before a thread sleeps.
 constexpr int kSpinIterations = 20000;
 inline void cpu_relax() {
@@ -44,7 +54,12 @@ void ThreadPool::worker(int index) {
     }
     if (stop_.load()) return;
     seen = g;
-    (*job_)(index);
+    try {
+      JobScope scope(this);
+      (*job_)(index);
+    } catch (...) {
+      keep_error(std::current_exception());
+    }
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check
       cv_done_.notify_one();
@@ -52,11 +67,25 @@ void ThreadPool::worker(int index) {
   }
 }
 
+bool ThreadPool::in_job() const { return tl_job_pool == this; }
+
+void ThreadPool::keep_error(std::exception_ptr e) {
+  std::lock_guard<std::mutex> lk(error_mu_);
+  if (!error_) error_ = std::move(e);
+}
+
 void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
+  if (in_job()) {  // nested: this thread already holds a share of a job of ours
+    for (int t = 0; t < n_threads_; t++) fn(t);
+    return;
+  }
   if (n_threads_ == 1) {
+    JobScope scope(this);
     fn(0);
     return;
   }
+  std::lock_guard<std::mutex> call(call_mu_);
+  error_ = nullptr;
   job_ = &fn;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
@@ -64,11 +93,23 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     generation_.fetch_add(1, std::memory_order_release);
   }
   cv_start_.notify_all();
-  fn(0);
+  try {
+    JobScope scope(this);
+    fn(0);
+  } catch (...) {
+    keep_error(std::current_exception());
+  }
+  // Always wait: the workers read fn and whatever it captured by reference.
   for (int i = 0; pending_.load(std::memory_order_acquire) != 0 && i < kSpinIterations; i++) cpu_relax();
   if (pending_.load(std::memory_order_acquire) != 0) {
     std::unique_lock<std::mutex> lk(mu_);
     cv_done_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
+  job_ = nullptr;
+  if (error_) {
+    std::exception_ptr e;
+    std::swap(e, error_);
+    std::rethrow_exception(e);
   }
 }
 
@@ -77,7 +118,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   grain = std::max<int64_t>(1, grain);
   int64_t max_chunks = (n + grain - 1) / grain;
   int chunks = int(std::min<int64_t>(n_threads_, max_chunks));
-  if (chunks <= 1) {
+  if (chunks <= 1 || in_job()) {
     fn(0, n, 0);
     return;
   }

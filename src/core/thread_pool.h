@@ -3,10 +3,20 @@
 //
 //   ThreadPool pool(2);
 //   pool.parallel_for(rows, [&](int64_t begin, int64_t end, int tid) { ... });
+//
+// Errors: an exception thrown by any part of a job (a worker's or the
+// caller's) reaches the caller, after every thread has left the job, so no
+// worker still touches the caller's stack; the first one is rethrown, the
+// others are dropped. The pool stays usable.
+// Concurrency: calls from different threads are served one job at a time.
+// Nesting is explicit: a job that calls back into its own pool runs that
+// inner call inline on the calling thread (same results, no deadlock);
+// splitting work across threads happens only at the outermost call.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -28,11 +38,16 @@ class ThreadPool {
   // runs fn(begin, end, thread_index) on them; the caller's thread takes part.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
-  // Runs fn(thread_index) once on every thread.
+  // Runs fn(thread_index) once for every index in [0, size()), on every
+  // thread (inline, one index after another, when nested in a job of this pool).
   void run_on_all(const std::function<void(int)>& fn);
+
+  // True on a thread that is running a job of this pool.
+  bool in_job() const;
 
  private:
   void worker(int index);
+  void keep_error(std::exception_ptr e);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -46,6 +61,9 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
+  std::mutex call_mu_;    // one job at a time when several threads call
+  std::mutex error_mu_;   // guards error_
+  std::exception_ptr error_;
 };
 
 }  // namespace dsvl2

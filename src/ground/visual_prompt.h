@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "ground/polygons.h"
-#include "ground/rng.h"
+#include "core/rng.h"
 #include "ground/vip_vocab.h"
 #include "image/image.h"
 

@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "io/model_config.h"
 #include "io/safetensors.h"
@@ -120,13 +121,7 @@ ojson vl_config(const ojson& language, int n_embed, int vision_layers, int visio
 
 // ---- weights ----
 
-// splitmix64: a counter-based generator, so any block can be produced alone.
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// splitmix64 (core/rng.h) is counter-based, so any block can be produced alone.
 
 enum class Fill { kOnes, kZeros, kNormal, kUniform };
 struct Init {

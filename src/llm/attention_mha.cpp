@@ -1,6 +1,7 @@
 #include "llm/attention_mha.h"
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -32,41 +33,46 @@ AttentionMha AttentionMha::load(const WeightSource& src, const std::string& pref
   return a;
 }
 
-void AttentionMha::forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const {
-  const int pos0 = cache.length();
+void AttentionMha::forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops,
+                           float* y) const {
   const int64_t qw = int64_t(H_) * hd_, kw = int64_t(Hkv_) * hd_;
-  std::vector<float> q(size_t(T * qw)), att(size_t(T * qw));
-  float* k = cache.k_row(layer, pos0);
-  float* v = cache.v_row(layer, pos0);
-  ops.linear(x, T, q_, opt(q_b_), q.data());
-  ops.linear(x, T, k_, opt(k_b_), k);
-  ops.linear(x, T, v_, opt(v_b_), v);
-  rope_.apply(q.data(), T, H_, qw, hd_, pos0, RopeStyle::kNeox);
-  rope_.apply(k, T, Hkv_, kw, hd_, pos0, RopeStyle::kNeox);
+  std::vector<float> q(size_t(N * qw)), att(size_t(N * qw)), k(size_t(N * kw)), v(size_t(N * kw));
+  ops.linear(x, N, q_, opt(q_b_), q.data());
+  ops.linear(x, N, k_, opt(k_b_), k.data());
+  ops.linear(x, N, v_, opt(v_b_), v.data());
+  for (const BatchSegment& s : segs) {
+    KVCache& cache = *s.cache;
+    float* qs = q.data() + int64_t(s.row0) * qw;
+    float* ks = k.data() + int64_t(s.row0) * kw;
+    rope_.apply(qs, s.n, H_, qw, hd_, s.pos0, RopeStyle::kNeox);
+    rope_.apply(ks, s.n, Hkv_, kw, hd_, s.pos0, RopeStyle::kNeox);
+    std::memcpy(cache.k_row(layer, s.pos0), ks, size_t(s.n * kw) * 4);
+    std::memcpy(cache.v_row(layer, s.pos0), v.data() + int64_t(s.row0) * kw, size_t(s.n * kw) * 4);
 
-  AttentionArgs a;
-  a.q = q.data();
-  a.q_stride_t = qw;
-  a.q_stride_h = hd_;
-  a.k = cache.k_row(layer, 0);
-  a.k_stride_s = kw;
-  a.k_stride_h = hd_;
-  a.v = cache.v_row(layer, 0);
-  a.v_stride_s = kw;
-  a.v_stride_h = hd_;
-  a.out = att.data();
-  a.o_stride_t = qw;
-  a.o_stride_h = hd_;
-  a.T = T;
-  a.S = pos0 + T;
-  a.H = H_;
-  a.Hkv = Hkv_;
-  a.Dk = a.Dv = hd_;
-  a.scale = float(1.0 / std::sqrt(double(hd_)));
-  a.causal = true;
-  a.q_pos0 = pos0;
-  ops.attention(a);
-  ops.linear(att.data(), T, o_, opt(o_b_), y);
+    AttentionArgs a;
+    a.q = qs;
+    a.q_stride_t = qw;
+    a.q_stride_h = hd_;
+    a.k = cache.k_row(layer, 0);
+    a.k_stride_s = kw;
+    a.k_stride_h = hd_;
+    a.v = cache.v_row(layer, 0);
+    a.v_stride_s = kw;
+    a.v_stride_h = hd_;
+    a.out = att.data() + int64_t(s.row0) * qw;
+    a.o_stride_t = qw;
+    a.o_stride_h = hd_;
+    a.T = s.n;
+    a.S = s.pos0 + s.n;
+    a.H = H_;
+    a.Hkv = Hkv_;
+    a.Dk = a.Dv = hd_;
+    a.scale = float(1.0 / std::sqrt(double(hd_)));
+    a.causal = true;
+    a.q_pos0 = s.pos0;
+    ops.attention(a);
+  }
+  ops.linear(att.data(), N, o_, opt(o_b_), y);
 }
 
 }  // namespace dsvl2

@@ -3,10 +3,11 @@
 // attention_bias), NeoX RoPE over the full head, scale 1/sqrt(head_dim), GQA
 // when num_key_value_heads < num_attention_heads. The cache keeps roped k and v.
 #pragma once
+#include <span>
 #include <string>
 
 #include "io/model_config.h"
-#include "llm/kv_cache.h"
+#include "llm/batch.h"
 #include "llm/rope.h"
 #include "llm/weights.h"
 #include "ops/ops.h"
@@ -17,9 +18,10 @@ class AttentionMha {
  public:
   // `prefix` ends with "self_attn.".
   static AttentionMha load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c);
-  // x[T, hidden] at positions cache.length() + t; stores this layer's k/v rows
-  // (the caller reserved them) and writes y[T, hidden].
-  void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
+  // x[N, hidden], the rows of `segs` (each a sequence at its positions):
+  // projections over all rows, then per sequence RoPE, this layer's k/v rows
+  // into its cache (capacity checked by the caller) and attention; y[N, hidden].
+  void forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops, float* y) const;
   template <class F>
   void for_each_linear(F&& f) {
     f(q_);

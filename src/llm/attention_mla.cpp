@@ -65,87 +65,90 @@ AttentionMla AttentionMla::load(const WeightSource& src, const std::string& pref
   return a;
 }
 
-void AttentionMla::forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const {
-  const int pos0 = cache.length();
+void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops,
+                           float* y) const {
   const int64_t qhd = nope_ + rope_dim_, kvw = lora_ + rope_dim_;
   const int64_t qw = int64_t(H_) * qhd;
 
   // Queries.
-  std::vector<float> q(size_t(T * qw));
+  std::vector<float> q(size_t(N * qw));
   if (q_lora_ == 0) {
-    ops.linear(x, T, q_, nullptr, q.data());
+    ops.linear(x, N, q_, nullptr, q.data());
   } else {
-    std::vector<float> qa(size_t(T) * q_lora_), qn(qa.size());
-    ops.linear(x, T, q_a_, opt(q_a_bias_), qa.data());
-    ops.k->rms_norm(qa.data(), T, q_lora_, q_a_norm_.f32(), kLoraNormEps, qn.data());
-    ops.linear(qn.data(), T, q_b_, nullptr, q.data());
+    std::vector<float> qa(size_t(N) * q_lora_), qn(qa.size());
+    ops.linear(x, N, q_a_, opt(q_a_bias_), qa.data());
+    ops.k->rms_norm(qa.data(), N, q_lora_, q_a_norm_.f32(), kLoraNormEps, qn.data());
+    ops.linear(qn.data(), N, q_b_, nullptr, q.data());
   }
-  // Compressed kv straight into the cache rows: [c | k_pe], normalise c, rope k_pe.
-  float* kv = cache.k_row(layer, pos0);
-  {
-    std::vector<float> raw(size_t(T * kvw));
-    ops.linear(x, T, kv_a_, opt(kv_a_bias_), raw.data());
-    for (int t = 0; t < T; t++) {
-      ops.k->rms_norm(raw.data() + t * kvw, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv + t * kvw);
-      std::memcpy(kv + t * kvw + lora_, raw.data() + t * kvw + lora_, size_t(rope_dim_) * 4);
+  // Compressed kv into each sequence's cache rows: [c | k_pe], normalise c, rope k_pe.
+  std::vector<float> raw(size_t(N * kvw));
+  ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.data());
+  for (const BatchSegment& s : segs) {
+    float* kv = s.cache->k_row(layer, s.pos0);
+    for (int t = 0; t < s.n; t++) {
+      const float* r = raw.data() + int64_t(s.row0 + t) * kvw;
+      ops.k->rms_norm(r, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv + t * kvw);
+      std::memcpy(kv + t * kvw + lora_, r + lora_, size_t(rope_dim_) * 4);
     }
+    rope_.apply(kv + lora_, s.n, 1, kvw, 0, s.pos0, RopeStyle::kInterleaved);
+    rope_.apply(q.data() + int64_t(s.row0) * qw + nope_, s.n, H_, qw, qhd, s.pos0, RopeStyle::kInterleaved);
   }
-  rope_.apply(kv + lora_, T, 1, kvw, 0, pos0, RopeStyle::kInterleaved);
-  rope_.apply(q.data() + nope_, T, H_, qw, qhd, pos0, RopeStyle::kInterleaved);
 
-  // Absorbed queries [T, H, kv_lora + rope] = [q_nope W_uk | q_pe].
-  std::vector<float> qc(size_t(T) * H_ * kvw), qn(size_t(T) * nope_), qa(size_t(T) * lora_);
+  // Absorbed queries [N, H, kv_lora + rope] = [q_nope W_uk | q_pe].
+  std::vector<float> qc(size_t(N) * H_ * kvw), qn(size_t(N) * nope_), qa(size_t(N) * lora_);
   const size_t es = dtype_size(uk_t_.dtype());
   for (int h = 0; h < H_; h++) {
-    for (int t = 0; t < T; t++) {
+    for (int t = 0; t < N; t++) {
       const float* src = q.data() + t * qw + h * qhd;
       std::memcpy(qn.data() + int64_t(t) * nope_, src, size_t(nope_) * 4);
       std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw + lora_, src + nope_, size_t(rope_dim_) * 4);
     }
     Weight uk{uk_t_.dtype(), lora_, nope_, static_cast<const uint8_t*>(uk_t_.data()) + size_t(h) * lora_ * nope_ * es};
-    ops.linear(qn.data(), T, uk, nullptr, qa.data());
-    for (int t = 0; t < T; t++)
+    ops.linear(qn.data(), N, uk, nullptr, qa.data());
+    for (int t = 0; t < N; t++)
       std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw, qa.data() + int64_t(t) * lora_, size_t(lora_) * 4);
   }
 
-  // MQA over the cache: keys [c | k_pe], values c. Output per head [H, T, kv_lora].
-  std::vector<float> lat(size_t(H_) * T * lora_);
-  AttentionArgs a;
-  a.q = qc.data();
-  a.q_stride_t = int64_t(H_) * kvw;
-  a.q_stride_h = kvw;
-  a.k = cache.k_row(layer, 0);
-  a.k_stride_s = kvw;
-  a.k_stride_h = 0;
-  a.v = a.k;
-  a.v_stride_s = kvw;
-  a.v_stride_h = 0;
-  a.out = lat.data();
-  a.o_stride_t = lora_;
-  a.o_stride_h = int64_t(T) * lora_;
-  a.T = T;
-  a.S = pos0 + T;
-  a.H = H_;
-  a.Hkv = 1;
-  a.Dk = int(kvw);
-  a.Dv = lora_;
-  a.scale = scale_;
-  a.causal = true;
-  a.q_pos0 = pos0;
-  ops.attention(a);
+  // MQA over each cache: keys [c | k_pe], values c. Output per head [H, N, kv_lora].
+  std::vector<float> lat(size_t(H_) * N * lora_);
+  for (const BatchSegment& s : segs) {
+    AttentionArgs a;
+    a.q = qc.data() + int64_t(s.row0) * H_ * kvw;
+    a.q_stride_t = int64_t(H_) * kvw;
+    a.q_stride_h = kvw;
+    a.k = s.cache->k_row(layer, 0);
+    a.k_stride_s = kvw;
+    a.k_stride_h = 0;
+    a.v = a.k;
+    a.v_stride_s = kvw;
+    a.v_stride_h = 0;
+    a.out = lat.data() + int64_t(s.row0) * lora_;
+    a.o_stride_t = lora_;
+    a.o_stride_h = int64_t(N) * lora_;
+    a.T = s.n;
+    a.S = s.pos0 + s.n;
+    a.H = H_;
+    a.Hkv = 1;
+    a.Dk = int(kvw);
+    a.Dv = lora_;
+    a.scale = scale_;
+    a.causal = true;
+    a.q_pos0 = s.pos0;
+    ops.attention(a);
+  }
 
   // Up-project the latent output per head with W_uv, then o_proj.
   const int64_t ow = int64_t(H_) * v_dim_;
-  std::vector<float> att(size_t(T * ow)), vh(size_t(T) * v_dim_);
+  std::vector<float> att(size_t(N * ow)), vh(size_t(N) * v_dim_);
   const size_t kes = dtype_size(kv_b_.dtype);
   for (int h = 0; h < H_; h++) {
     const auto* base = static_cast<const uint8_t*>(kv_b_.data) + (size_t(h) * (nope_ + v_dim_) + nope_) * lora_ * kes;
     Weight uv{kv_b_.dtype, v_dim_, lora_, base};
-    ops.linear(lat.data() + int64_t(h) * T * lora_, T, uv, nullptr, vh.data());
-    for (int t = 0; t < T; t++)
+    ops.linear(lat.data() + int64_t(h) * N * lora_, N, uv, nullptr, vh.data());
+    for (int t = 0; t < N; t++)
       std::memcpy(att.data() + t * ow + int64_t(h) * v_dim_, vh.data() + int64_t(t) * v_dim_, size_t(v_dim_) * 4);
   }
-  ops.linear(att.data(), T, o_, opt(o_bias_), y);
+  ops.linear(att.data(), N, o_, opt(o_bias_), y);
 }
 
 }  // namespace dsvl2

@@ -8,10 +8,11 @@
 // scale = (nope + rope)^-0.5, times mscale(factor, mscale_all_dim)^2 under yarn.
 // RoPE on q_pe / k_pe is the interleaved-pair form (see rope.h).
 #pragma once
+#include <span>
 #include <string>
 
 #include "io/model_config.h"
-#include "llm/kv_cache.h"
+#include "llm/batch.h"
 #include "llm/rope.h"
 #include "llm/weights.h"
 #include "ops/ops.h"
@@ -22,9 +23,10 @@ class AttentionMla {
  public:
   // `prefix` ends with "self_attn.".
   static AttentionMla load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c);
-  // x[T, hidden] at positions cache.length() + t; stores this layer's cache rows
-  // (the caller reserved them) and writes y[T, hidden].
-  void forward(const float* x, int T, int layer, KVCache& cache, const Ops& ops, float* y) const;
+  // x[N, hidden], the rows of `segs` (each a sequence at its positions):
+  // projections over all rows, then per sequence this layer's cache rows
+  // (capacity checked by the caller), RoPE and attention; y[N, hidden].
+  void forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops, float* y) const;
   float softmax_scale() const { return scale_; }
   // The projections run through Ops::linear (kv_b_proj is read per head).
   template <class F>

@@ -76,90 +76,123 @@ Tensor LanguageModel::embed(const std::vector<int>& ids) const {
   return t;
 }
 
-void LanguageModel::run_chunk(float* h, int T, KVCache& cache, const Ops& ops) const {
-  const int64_t D = cfg_.hidden_size;
+std::vector<BatchSegment> LanguageModel::plan(const Batch& b) const {
+  DSVL2_REQUIRE(b.rows() >= 1, "language model: empty batch");
+  DSVL2_REQUIRE(b.hidden() == cfg_.hidden_size, "language model: batch rows of width %lld, the model's is %lld",
+                (long long)b.hidden(), (long long)cfg_.hidden_size);
+  const int64_t kw = cfg_.use_mla ? int64_t(cfg_.kv_lora_rank) + cfg_.qk_rope_head_dim
+                                  : int64_t(cfg_.num_key_value_heads) * cfg_.head_dim();
+  std::vector<BatchSegment> segs;
+  std::vector<char> seen(size_t(b.sequences()), 0);
+  const auto& rows = b.row_list();
+  for (int r = 0; r < b.rows(); r++) {
+    const BatchRow& row = rows[size_t(r)];
+    if (row.token >= 0 || row.embed < 0)
+      DSVL2_REQUIRE(row.token >= 0 && row.token < cfg_.vocab_size,
+                    "token id %d at position %d is outside the vocabulary (%d)", row.token, row.pos, cfg_.vocab_size);
+    if (!segs.empty() && segs.back().cache == &b.cache(row.seq)) {
+      BatchSegment& s = segs.back();
+      DSVL2_REQUIRE(row.pos == s.pos0 + s.n, "batch: row %d of a sequence is at position %d, expected %d", r, row.pos,
+                    s.pos0 + s.n);
+      s.n++;
+      continue;
+    }
+    DSVL2_REQUIRE(!seen[size_t(row.seq)], "batch: the rows of sequence %d are not contiguous", row.seq);
+    seen[size_t(row.seq)] = 1;
+    KVCache& c = b.cache(row.seq);
+    DSVL2_REQUIRE(c.layers() == cfg_.num_hidden_layers && c.k_width() == kw,
+                  "language model: the KV cache was built for another model configuration");
+    DSVL2_REQUIRE(row.pos >= 0 && row.pos <= c.length(),
+                  "batch: sequence %d starts at position %d but its cache holds %d positions", row.seq, row.pos,
+                  c.length());
+    for (const BatchSegment& s : segs)
+      DSVL2_REQUIRE(s.cache != &c, "batch: two sequences share one KV cache");
+    segs.push_back({&c, r, 1, row.pos});
+  }
+  for (const BatchSegment& s : segs)
+    if (int64_t(s.pos0) + s.n > s.cache->context())
+      DSVL2_FAIL_KIND(kTooLong, "%d positions after %d cached exceed the context length %d", s.n, s.pos0,
+                      s.cache->context());
+  return segs;
+}
+
+Tensor LanguageModel::forward(const Batch& b, const Ops& ops) const {
+  const std::vector<BatchSegment> segs = plan(b);
+  const int N = b.rows();
+  const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
   const float eps = float(cfg_.rms_norm_eps);
-  std::vector<float> xn(size_t(T * D)), out(size_t(T * D));
+  std::vector<float> h(size_t(N * D)), xn(size_t(N * D)), out(size_t(N * D));
+  const auto& rows = b.row_list();
+  for (int r = 0; r < N; r++) {
+    const BatchRow& row = rows[size_t(r)];
+    if (row.token >= 0)
+      embed(&row.token, 1, h.data() + r * D);
+    else
+      std::memcpy(h.data() + r * D, b.embedding(row.embed), size_t(D) * 4);
+  }
+  // From here on caches are written: positions at and after each pos0 go.
+  for (const BatchSegment& s : segs) s.cache->truncate(s.pos0);
   for (size_t i = 0; i < layers_.size(); i++) {
     const Layer& L = layers_[i];
-    ops.k->rms_norm(h, T, D, L.input_norm.f32(), eps, xn.data());
+    ops.k->rms_norm(h.data(), N, D, L.input_norm.f32(), eps, xn.data());
     if (L.mla)
-      L.mla->forward(xn.data(), T, int(i), cache, ops, out.data());
+      L.mla->forward(xn.data(), N, segs, int(i), ops, out.data());
     else
-      L.mha->forward(xn.data(), T, int(i), cache, ops, out.data());
-    for (int64_t j = 0; j < T * D; j++) h[j] += out[size_t(j)];
-    ops.k->rms_norm(h, T, D, L.post_norm.f32(), eps, xn.data());
+      L.mha->forward(xn.data(), N, segs, int(i), ops, out.data());
+    for (int64_t j = 0; j < N * D; j++) h[size_t(j)] += out[size_t(j)];
+    ops.k->rms_norm(h.data(), N, D, L.post_norm.f32(), eps, xn.data());
     if (L.moe)
-      L.moe->forward(xn.data(), T, out.data(), ops);
+      L.moe->forward(xn.data(), N, out.data(), ops);
     else
-      L.dense->forward(xn.data(), T, out.data(), ops);
-    for (int64_t j = 0; j < T * D; j++) h[j] += out[size_t(j)];
+      L.dense->forward(xn.data(), N, out.data(), ops);
+    for (int64_t j = 0; j < N * D; j++) h[size_t(j)] += out[size_t(j)];
   }
-  cache.advance(T);
+  for (const BatchSegment& s : segs) s.cache->advance(s.n);
+
+  Tensor logits;
+  const int L = b.logit_rows();
+  if (L == 0) return logits;
+  logits = Tensor::f32({L, V});
+  std::vector<float> sel(size_t(L * D));
+  int l = 0;
+  for (int r = 0; r < N; r++)
+    if (rows[size_t(r)].logits) std::memcpy(sel.data() + int64_t(l++) * D, h.data() + r * D, size_t(D) * 4);
+  ops.k->rms_norm(sel.data(), L, D, final_norm_.f32(), eps, xn.data());
+  ops.linear(xn.data(), L, lm_head_, nullptr, logits.f32());
+  return logits;
 }
 
 Tensor LanguageModel::forward(const float* embeds, int T, KVCache& cache, const Ops& ops, LogitsMode mode,
                               int chunk) const {
   DSVL2_REQUIRE(T >= 1 && embeds, "language model: empty input (%d positions)", T);
   DSVL2_REQUIRE(chunk >= 1, "language model: prefill chunk %d must be >= 1", chunk);
-  const int64_t kw = cfg_.use_mla ? int64_t(cfg_.kv_lora_rank) + cfg_.qk_rope_head_dim
-                                  : int64_t(cfg_.num_key_value_heads) * cfg_.head_dim();
-  DSVL2_REQUIRE(cache.layers() == cfg_.num_hidden_layers && cache.k_width() == kw,
-                "language model: the KV cache was built for another model configuration");
-  DSVL2_REQUIRE(int64_t(cache.length()) + T <= cache.context(),
-                "prompt of %d positions after %d cached exceeds the context length %d", T, cache.length(),
-                cache.context());
-  cache.reserve(cache.length() + T);
-
+  if (int64_t(cache.length()) + T > cache.context())
+    DSVL2_FAIL_KIND(kTooLong, "a prompt of %d positions after %d cached exceeds the context length %d", T,
+                    cache.length(), cache.context());
   const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
   Tensor logits;
   if (mode == LogitsMode::kAll) logits = Tensor::f32({T, V});
   if (mode == LogitsMode::kLast) logits = Tensor::f32({1, V});
-  std::vector<float> h, xn;
+  Batch b(D);
   for (int t0 = 0; t0 < T; t0 += chunk) {
     const int n = std::min(chunk, T - t0);
-    h.assign(embeds + int64_t(t0) * D, embeds + int64_t(t0 + n) * D);
-    run_chunk(h.data(), n, cache, ops);
-    if (mode == LogitsMode::kAll) {
-      xn.resize(size_t(n * D));
-      ops.k->rms_norm(h.data(), n, D, final_norm_.f32(), float(cfg_.rms_norm_eps), xn.data());
-      ops.linear(xn.data(), n, lm_head_, nullptr, logits.f32() + int64_t(t0) * V);
-    } else if (mode == LogitsMode::kLast && t0 + n == T) {
-      xn.resize(size_t(D));
-      ops.k->rms_norm(h.data() + int64_t(n - 1) * D, 1, D, final_norm_.f32(), float(cfg_.rms_norm_eps), xn.data());
-      ops.linear(xn.data(), 1, lm_head_, nullptr, logits.f32());
-    }
+    b.clear();
+    const int s = b.add_sequence(cache);
+    b.add_embeddings(s, embeds + int64_t(t0) * D, n, cache.length(), mode == LogitsMode::kLast && t0 + n == T,
+                     mode == LogitsMode::kAll);
+    Tensor l = forward(b, ops);
+    if (mode == LogitsMode::kAll)
+      std::memcpy(logits.f32() + int64_t(t0) * V, l.f32(), size_t(n) * V * 4);
+    else if (b.logit_rows() > 0)
+      std::memcpy(logits.f32(), l.f32(), size_t(V) * 4);
   }
   return logits;
 }
 
 Tensor LanguageModel::step(int token, KVCache& cache, const Ops& ops) const {
-  std::vector<float> e(static_cast<size_t>(cfg_.hidden_size));
-  embed(&token, 1, e.data());
-  return forward(e.data(), 1, cache, ops, LogitsMode::kLast);
-}
-
-GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
-                             const GenerateOptions& opt) {
-  DSVL2_REQUIRE(opt.max_new_tokens >= 1, "generate: max_new_tokens %d must be >= 1", opt.max_new_tokens);
-  // The last generated token is never fed back, so the cache needs T + n - 1 positions.
-  const int64_t need = int64_t(cache.length()) + T + opt.max_new_tokens - 1;
-  DSVL2_REQUIRE(need <= cache.context(), "prompt of %d positions plus %d new tokens exceeds the context length %d", T,
-                opt.max_new_tokens, cache.context());
-  const int64_t V = lm.config().vocab_size;
-  GreedyResult r;
-  Tensor all = Tensor::f32({opt.max_new_tokens, V});
-  Tensor logits = lm.forward(prompt_embeds, T, cache, ops, LogitsMode::kLast, opt.prefill_chunk);
-  for (int i = 0; i < opt.max_new_tokens; i++) {
-    std::memcpy(all.f32() + i * V, logits.f32(), size_t(V) * 4);
-    const int id = argmax(logits.f32(), V);
-    r.ids.push_back(id);
-    if (id == opt.stop_token || i + 1 == opt.max_new_tokens) break;
-    logits = lm.step(id, cache, ops);
-  }
-  r.step_logits = Tensor::f32({int64_t(r.ids.size()), V});
-  std::memcpy(r.step_logits.f32(), all.f32(), size_t(r.ids.size() * V) * 4);
-  return r;
+  Batch b(cfg_.hidden_size);
+  b.add_token(b.add_sequence(cache), token, cache.length(), true);
+  return forward(b, ops);
 }
 
 }  // namespace dsvl2

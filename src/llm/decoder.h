@@ -4,13 +4,15 @@
 // MLA (Small / Base); the FFN is a dense MLP for layers < first_k_dense_replace
 // (or off the moe_layer_freq grid), else the MoE.
 //
-// The model is immutable after construction; all per-sequence state lives in a
-// KVCache passed to forward(), so one model serves several sessions:
+// The model is immutable after construction; all per-sequence state lives in
+// KVCaches named by the rows of a Batch, so one model steps several sequences
+// in one forward (see llm/batch.h):
 //
 //   Checkpoint ckpt(dir);
 //   LanguageModel lm(cfg.language, checkpoint_source(ckpt));   // ckpt must outlive lm
 //   KVCache cache(cfg.language);                               // context = max_position_embeddings
-//   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kLast);
+//   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kLast);   // one sequence
+//   Tensor rows = lm.forward(batch, ops);                                         // many
 #pragma once
 #include <functional>
 #include <memory>
@@ -23,6 +25,7 @@
 #include "io/model_config.h"
 #include "llm/attention_mha.h"
 #include "llm/attention_mla.h"
+#include "llm/batch.h"
 #include "llm/kv_cache.h"
 #include "llm/mlp.h"
 #include "llm/moe.h"
@@ -32,6 +35,7 @@
 
 namespace dsvl2 {
 
+// Which logits the one-sequence forward() returns (a Batch says it per row).
 enum class LogitsMode { kNone, kLast, kAll };
 
 // Prompt chunk size of the official incremental_prefilling: bounds activation
@@ -53,11 +57,19 @@ class LanguageModel {
   Tensor embed(const std::vector<int>& ids) const;
   void embed(const int* ids, int T, float* out) const;
 
-  // Runs T new positions (embeds[T, hidden]) after the cache.length() already
-  // stored, in chunks of at most `chunk` tokens, and appends them to the cache.
+  // Runs every row of the batch, writes each row's K/V into its sequence's
+  // cache at the row's position (the cache then holds positions up to its
+  // last row) and returns the logits [batch.logit_rows(), vocab] of the rows
+  // that want them, in row order (empty when none does).
+  // Errors, with every cache untouched: an empty batch, a cache built for
+  // another config, rows of a sequence not contiguous or not at consecutive
+  // positions, a first position past the cache's length, a token outside the
+  // vocabulary (kInvalidInput); positions past a cache's capacity (kTooLong).
+  Tensor forward(const Batch& batch, const Ops& ops) const;
+
+  // One sequence: T new positions (embeds[T, hidden]) after the
+  // cache.length() already stored, in batches of at most `chunk` rows.
   // Returns logits [T, vocab] (kAll), [1, vocab] (kLast) or an empty tensor.
-  // Errors (cache untouched): T < 1, a cache built for another config, or
-  // cache.length() + T over the cache's context.
   Tensor forward(const float* embeds, int T, KVCache& cache, const Ops& ops, LogitsMode mode = LogitsMode::kLast,
                  int chunk = kDefaultPrefillChunk) const;
   // One decoding step: embeds `token` at position cache.length(), returns its logits [1, vocab].
@@ -81,33 +93,18 @@ class LanguageModel {
     std::optional<Mlp> dense;
     std::optional<Moe> moe;
   };
-  void run_chunk(float* h, int T, KVCache& cache, const Ops& ops) const;
+  // Checks the batch and cuts it into per-sequence segments (caches untouched).
+  std::vector<BatchSegment> plan(const Batch& batch) const;
 
   template <class F>
   void for_each_linear(F&& f);
 
   LanguageConfig cfg_;
-  std::unique_ptr<WeightArena> packed_;
+  std::unique_ptr<Arena> packed_;
   bool prepared_ = false;
   Weight embed_tokens_, lm_head_;
   Tensor final_norm_;
   std::vector<Layer> layers_;
 };
-
-// Greedy decoding with the cache: prompt positions 0..T-1 (after whatever the
-// cache holds), generated token i at T + i. Never stops early (stop_token < 0)
-// unless stop_token is produced. step_logits[i] are the logits that chose ids[i].
-struct GreedyResult {
-  std::vector<int> ids;
-  Tensor step_logits;  // [ids.size(), vocab]
-};
-struct GenerateOptions {
-  int max_new_tokens = 8;
-  int prefill_chunk = kDefaultPrefillChunk;
-  int stop_token = -1;
-};
-GreedyResult generate_greedy(const LanguageModel& lm, const float* prompt_embeds, int T, KVCache& cache, const Ops& ops,
-                             const GenerateOptions& opt = {});
-
 
 }  // namespace dsvl2

@@ -1,23 +1,33 @@
 #include "llm/kv_cache.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 
 namespace dsvl2 {
 
+namespace {
+int64_t k_width_of(const LanguageConfig& c) {
+  return c.use_mla ? int64_t(c.kv_lora_rank) + c.qk_rope_head_dim : int64_t(c.num_key_value_heads) * c.head_dim();
+}
+int64_t v_width_of(const LanguageConfig& c) { return c.use_mla ? 0 : k_width_of(c); }
+}  // namespace
+
+size_t KVCache::bytes_for(const LanguageConfig& c, int positions) {
+  return size_t(c.num_hidden_layers) * size_t(positions) * size_t(k_width_of(c) + v_width_of(c)) * sizeof(float);
+}
+
 KVCache::KVCache(const LanguageConfig& c, int context) {
-  DSVL2_REQUIRE(context <= c.max_position_embeddings, "context %d exceeds the model's max_position_embeddings %d",
-                context, c.max_position_embeddings);
+  if (context > c.max_position_embeddings)
+    DSVL2_FAIL_KIND(kTooLong, "a context of %d positions exceeds the model's max_position_embeddings %d", context,
+                    c.max_position_embeddings);
   context_ = context > 0 ? context : c.max_position_embeddings;
-  if (c.use_mla) {
-    k_width_ = int64_t(c.kv_lora_rank) + c.qk_rope_head_dim;
-  } else {
-    k_width_ = int64_t(c.num_key_value_heads) * c.head_dim();
-    v_width_ = k_width_;
-  }
-  k_.resize(size_t(c.num_hidden_layers));
-  v_.resize(size_t(c.num_hidden_layers));
+  layers_ = c.num_hidden_layers;
+  k_width_ = k_width_of(c);
+  v_width_ = v_width_of(c);
+  bytes_ = bytes_for(c, context_);
+  mem_ = std::make_unique<Arena>(bytes_);
+  k_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(k_width_) * sizeof(float)));
+  if (v_width_ > 0)
+    v_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(v_width_) * sizeof(float)));
 }
 
 void KVCache::truncate(int n) {
@@ -25,25 +35,72 @@ void KVCache::truncate(int n) {
   length_ = n;
 }
 
-void KVCache::reserve(int n) {
-  DSVL2_REQUIRE(n <= context_, "sequence of %d positions exceeds the context length %d", n, context_);
-  if (n <= capacity_) return;
-  int cap = std::min(context_, std::max({n, capacity_ * 2, 256}));
-  for (auto& k : k_) k.resize(size_t(int64_t(cap) * k_width_));
-  for (auto& v : v_) v.resize(size_t(int64_t(cap) * v_width_));
-  capacity_ = cap;
-}
-
 void KVCache::advance(int n) {
-  DSVL2_CHECK(n >= 0 && length_ + n <= capacity_, "kv cache: advance %d past capacity %d", n, capacity_);
+  DSVL2_CHECK(n >= 0 && length_ + n <= context_, "kv cache: advance %d past capacity %d", n, context_);
   length_ += n;
 }
 
-size_t KVCache::bytes() const {
-  size_t n = 0;
-  for (auto& k : k_) n += k.size() * sizeof(float);
-  for (auto& v : v_) n += v.size() * sizeof(float);
-  return n;
+KVCachePool::KVCachePool(const LanguageConfig& config, size_t budget_bytes) : config_(config), budget_(budget_bytes) {}
+
+size_t KVCachePool::used() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return used_;
+}
+
+bool KVCachePool::can_admit(int positions) const {
+  if (positions < 1 || positions > config_.max_position_embeddings) return false;
+  std::lock_guard<std::mutex> lk(mu_);
+  return cost(positions) <= budget_ - used_;
+}
+
+KVCachePool::Lease KVCachePool::acquire(int positions) {
+  DSVL2_REQUIRE(positions >= 1, "kv cache pool: a cache needs at least one position, not %d", positions);
+  if (positions > config_.max_position_embeddings)
+    DSVL2_FAIL_KIND(kTooLong, "a sequence of %d positions exceeds the model's context of %d", positions,
+                    config_.max_position_embeddings);
+  const size_t need = cost(positions);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (need > budget_ - used_)
+      DSVL2_FAIL_KIND(kOutOfResources, "the KV cache budget of %zu bytes has %zu left; %d positions need %zu", budget_,
+                      budget_ - used_, positions, need);
+    used_ += need;
+  }
+  Lease l;
+  l.pool_ = this;
+  try {
+    l.cache_ = std::make_unique<KVCache>(config_, positions);
+  } catch (...) {
+    give_back(need);
+    l.pool_ = nullptr;
+    throw;
+  }
+  return l;
+}
+
+void KVCachePool::give_back(size_t bytes) {
+  std::lock_guard<std::mutex> lk(mu_);
+  used_ -= bytes;
+}
+
+KVCachePool::Lease::Lease(Lease&& o) noexcept : pool_(o.pool_), cache_(std::move(o.cache_)) { o.pool_ = nullptr; }
+
+KVCachePool::Lease& KVCachePool::Lease::operator=(Lease&& o) noexcept {
+  if (this != &o) {
+    reset();
+    pool_ = o.pool_;
+    cache_ = std::move(o.cache_);
+    o.pool_ = nullptr;
+  }
+  return *this;
+}
+
+KVCachePool::Lease::~Lease() { reset(); }
+
+void KVCachePool::Lease::reset() {
+  if (pool_ && cache_) pool_->give_back(cache_->bytes());
+  cache_.reset();
+  pool_ = nullptr;
 }
 
 }  // namespace dsvl2

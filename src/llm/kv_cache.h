@@ -1,17 +1,22 @@
-// Per-session attention cache, separate from the immutable LanguageModel so one
-// model can serve several sessions.
+// Per-sequence attention cache, separate from the immutable LanguageModel so one
+// model can serve several sequences.
 //
 //   MHA (use_mla false): per layer k and v rows [S, Hkv * head_dim]; k is stored
 //       after RoPE (transformers DynamicCache as LlamaAttention fills it).
 //   MLA: per layer one row [S, kv_lora + rope] = [kv_a_layernorm(c_kv) | roped k_pe],
 //       the compressed cache of the official weight-absorbed DeepseekV2Attention.
 //
-// The context (maximum positions) is fixed at construction; memory grows on
-// demand up to it. Running past it is a dsvl2::Error, never a silent overrun.
+// The capacity (maximum positions) is fixed at construction and its memory is
+// reserved then, in one mapping: nothing is reallocated or copied while a
+// sequence runs, and the bytes a cache can ever use are known up front (see
+// KVCachePool). Pages are committed as positions are written. Running past
+// the capacity is a dsvl2::Error of kind kTooLong, never a silent overrun.
 #pragma once
 #include <cstdint>
-#include <vector>
+#include <memory>
+#include <mutex>
 
+#include "core/arena.h"
 #include "io/model_config.h"
 
 namespace dsvl2 {
@@ -20,28 +25,81 @@ class KVCache {
  public:
   // context <= 0: config.max_position_embeddings; a larger value is an Error.
   explicit KVCache(const LanguageConfig& config, int context = 0);
+  // Bytes reserved by a cache of `positions` positions for `config`.
+  static size_t bytes_for(const LanguageConfig& config, int positions);
 
-  int context() const { return context_; }
-  int length() const { return length_; }  // positions already stored
-  int layers() const { return int(k_.size()); }
+  int context() const { return context_; }  // capacity in positions
+  int length() const { return length_; }    // positions already stored
+  int layers() const { return layers_; }
   int64_t k_width() const { return k_width_; }
   int64_t v_width() const { return v_width_; }  // 0 for MLA (values live in the k row)
+  // True when `n` more positions fit.
+  bool can_grow(int n) const { return n >= 0 && int64_t(length_) + n <= context_; }
   void clear() { length_ = 0; }
   // Drops positions from n on (n <= length).
   void truncate(int n);
 
-  // Makes room for `n` positions in total; Error when n exceeds the context.
-  void reserve(int n);
-  float* k_row(int layer, int pos) { return k_[size_t(layer)].data() + int64_t(pos) * k_width_; }
-  float* v_row(int layer, int pos) { return v_[size_t(layer)].data() + int64_t(pos) * v_width_; }
+  float* k_row(int layer, int pos) { return k_ + (int64_t(layer) * context_ + pos) * k_width_; }
+  float* v_row(int layer, int pos) { return v_ + (int64_t(layer) * context_ + pos) * v_width_; }
   // Marks `n` more positions as written (after every layer wrote them).
   void advance(int n);
-  size_t bytes() const;
+  size_t bytes() const { return bytes_; }  // reserved
 
  private:
-  int context_ = 0, length_ = 0, capacity_ = 0;
+  int context_ = 0, length_ = 0, layers_ = 0;
   int64_t k_width_ = 0, v_width_ = 0;
-  std::vector<std::vector<float>> k_, v_;
+  size_t bytes_ = 0;
+  std::unique_ptr<Arena> mem_;
+  float *k_ = nullptr, *v_ = nullptr;
+};
+
+// Hands out fixed-capacity caches from a budget in bytes: admission control
+// for a scheduler. Thread-safe. A lease returns its bytes when destroyed.
+//
+//   KVCachePool pool(cfg.language, 8ull << 30);
+//   if (!pool.can_admit(prompt + max_new)) { queue the request }
+//   KVCachePool::Lease cache = pool.acquire(prompt + max_new);
+//   lm.forward(batch, ops);   // batch rows refer to *cache
+class KVCachePool {
+ public:
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(Lease&& o) noexcept;
+    Lease& operator=(Lease&& o) noexcept;
+    ~Lease();
+    KVCache* operator->() const { return cache_.get(); }
+    KVCache& operator*() const { return *cache_; }
+    KVCache* get() const { return cache_.get(); }
+    explicit operator bool() const { return bool(cache_); }
+
+   private:
+    friend class KVCachePool;
+    void reset();
+    KVCachePool* pool_ = nullptr;
+    std::unique_ptr<KVCache> cache_;
+  };
+
+  KVCachePool(const LanguageConfig& config, size_t budget_bytes);
+  KVCachePool(const KVCachePool&) = delete;
+  KVCachePool& operator=(const KVCachePool&) = delete;
+
+  size_t budget() const { return budget_; }
+  size_t used() const;
+  // Bytes a cache of `positions` positions takes from the budget.
+  size_t cost(int positions) const { return KVCache::bytes_for(config_, positions); }
+  // Whether a cache of `positions` positions fits in what is left now.
+  bool can_admit(int positions) const;
+  // A cache of `positions` positions. Errors: kTooLong over the model's
+  // context, kOutOfResources when the budget cannot hold it now.
+  Lease acquire(int positions);
+
+ private:
+  void give_back(size_t bytes);
+  LanguageConfig config_;
+  size_t budget_;
+  mutable std::mutex mu_;
+  size_t used_ = 0;
 };
 
 }  // namespace dsvl2

@@ -185,12 +185,13 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
     experts_[size_t(active[size_t(item)])].forward(xin.data(), n, out[size_t(item)].data(), o);
   };
 
-  // A few tokens (decode): the experts are small, so each thread runs whole
-  // experts on its own (one parallel region per layer, not three per expert)
+  // Few rows per expert (decode): each thread runs whole experts on its own
   // and threads never wait for each other inside an expert. Items go to the
-  // least-loaded thread, largest first.
+  // least-loaded thread, largest first. The choice depends on rows per
+  // expert, not on T: a decode batch of 8 sequences qualifies.
   const int threads = ops.pool->size();
-  if (T <= kExpertParallelTokens && threads > 1 && n_items >= threads) {
+  const bool few_rows_per_expert = !active.empty() && T * K <= kExpertParallelRowsPerExpert * int64_t(active.size());
+  if (few_rows_per_expert && threads > 1 && n_items >= threads && !ops.pool->in_job()) {
     std::vector<std::pair<int64_t, int>> cost;  // (rows x width, item)
     for (int i = 0; i < n_items; i++) {
       const int64_t width = i == int(active.size()) ? shared_.inter * T

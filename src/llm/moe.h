@@ -40,9 +40,12 @@ struct RouterConfig {
 // `bias` (n_experts) is used by noaux_tc only and may be null otherwise.
 void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w);
 
-// Up to this many tokens per forward (decode, short prompts), whole experts
-// are spread over the threads instead of splitting each expert's matrices.
-constexpr int64_t kExpertParallelTokens = 4;
+// While the routed experts get at most this many rows each on average (decode
+// steps of one or many sequences, short prompts), whole experts are spread
+// over the threads instead of splitting each expert's matrices: each expert is
+// then a few matrix-vector products, bound by reading its weights once, and
+// one parallel region per layer replaces three per expert.
+constexpr int64_t kExpertParallelRowsPerExpert = 4;
 
 class Moe {
  public:

@@ -6,27 +6,21 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace dsvl2 {
 
 namespace {
 
-struct SplitMix {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float uniform() { return float(next() >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f; }  // U(-1, 1)
-};
+// U(-1, 1) from the i-th value of splitmix64's sequence from `seed`.
+float uniform_pm1(uint64_t seed, int64_t i) {
+  return float(splitmix64(seed + uint64_t(i) * 0x9e3779b97f4a7c15ull) >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f;
+}
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 void fill_bf16(uint16_t* p, int64_t n, float amp, float offset, uint64_t seed) {
-  SplitMix r{seed};
-  for (int64_t i = 0; i < n; i++) p[i] = f32_to_bf16(offset + amp * r.uniform());
+  for (int64_t i = 0; i < n; i++) p[i] = f32_to_bf16(offset + amp * uniform_pm1(seed, i));
 }
 
 }  // namespace

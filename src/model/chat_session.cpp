@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace dsvl2 {
 
@@ -20,7 +21,7 @@ void ChatSession::clear() {
   if (has_system) conv_.push_back(system);
   images_.clear();
   cache_.clear();
-  cached_ids_.clear();
+  cached_keys_.clear();
 }
 
 GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> images, const GenerateRequest& req,
@@ -35,7 +36,10 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
   *stats = {};
   const size_t n_messages = conv_.size(), n_images = images_.size();
   conv_.push_back({ChatRole::kUser, text, int(images.size())});
-  for (auto& im : images) images_.push_back({std::move(im), false, {}});
+  for (auto& im : images) {
+    const uint64_t h = hash_bytes(im.rgb.data(), im.rgb.size(), (uint64_t(im.width) << 32) | uint32_t(im.height));
+    images_.push_back({std::move(im), false, h, {}});
+  }
   try {
     // Image tokens: the crop rule depends on how many images the whole
     // conversation has (official: cropping only with <= 2 images).
@@ -56,13 +60,18 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
     std::vector<int64_t> counts;
     for (const auto& a : images_) counts.push_back(a.tokens.dim(0));
     PromptIds prompt = build_prompt_ids(tok, conv_, counts);
+    std::vector<uint64_t> keys(prompt.ids.begin(), prompt.ids.end());
+    for (size_t i = 0; i < prompt.images.size(); i++) {
+      const uint64_t h = splitmix64(images_[i].hash ^ (images_[i].crop ? 0x5bd1e995ull : 0));
+      for (int64_t r = 0; r < prompt.images[i].count; r++)
+        keys[size_t(prompt.images[i].begin + r)] = splitmix64(h + uint64_t(r)) | (1ull << 63);  // never a token id
+    }
     // Reuse the cached prefix; at least one token must be run to get logits.
     size_t common = 0;
-    while (common < cached_ids_.size() && common < prompt.ids.size() && cached_ids_[common] == prompt.ids[common])
-      common++;
-    if (common == prompt.ids.size()) common--;
+    while (common < cached_keys_.size() && common < keys.size() && cached_keys_[common] == keys[common]) common++;
+    if (common == keys.size()) common--;
     cache_.truncate(int(common));
-    cached_ids_.resize(common);
+    cached_keys_.resize(common);
     const int T = int(prompt.ids.size() - common);
     stats->new_prompt_tokens = T;
     stats->reused_tokens = int(common);
@@ -82,8 +91,8 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
       }
     }
     GenerateResult g = generate(model_.language(), tok, embeds.f32(), T, prompt.ids, cache_, ops_, req, on_text);
-    cached_ids_ = prompt.ids;
-    cached_ids_.insert(cached_ids_.end(), g.fed_ids.begin(), g.fed_ids.end());
+    cached_keys_ = std::move(keys);
+    cached_keys_.insert(cached_keys_.end(), g.fed_ids.begin(), g.fed_ids.end());
     conv_.push_back({ChatRole::kAssistant, g.text, 0});
     return g;
   } catch (...) {

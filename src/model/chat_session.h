@@ -48,6 +48,7 @@ class ChatSession {
   struct AttachedImage {
     Image image;
     bool crop = false;          // crop flag its tokens were made with
+    uint64_t hash = 0;          // of its pixels and size
     Tensor tokens;              // [n_tokens, hidden], empty until encoded
   };
   const VisionLanguageModel& model_;
@@ -55,7 +56,11 @@ class ChatSession {
   std::vector<ChatMessage> conv_;
   std::vector<AttachedImage> images_;
   KVCache cache_;
-  std::vector<int32_t> cached_ids_;  // ids whose K/V the cache holds, in order
+  // One key per position whose K/V the cache holds: the token id, or at an
+  // image position the image's content hash and the position within it
+  // (every image position has the same token id, so ids alone would reuse
+  // another image's K/V).
+  std::vector<uint64_t> cached_keys_;
   std::function<void(int, int, int)> progress_;
 };
 

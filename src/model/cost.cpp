@@ -1,5 +1,7 @@
 #include "model/cost.h"
 
+#include <cmath>
+
 namespace dsvl2 {
 
 LanguageCost language_cost_per_token(const LanguageConfig& c) {
@@ -29,6 +31,17 @@ LanguageCost language_cost_per_token(const LanguageConfig& c) {
   r.linear_params = body + h * c.vocab_size;  // + lm_head
   r.prefill_flops = 2.0 * double(body);
   return r;
+}
+
+double linear_params_per_step(const LanguageConfig& c, int rows) {
+  const LanguageCost one = language_cost_per_token(c);
+  const int64_t expert = 3 * int64_t(c.hidden_size) * c.moe_intermediate_size;
+  int moe_layers = 0;
+  for (int l = 0; l < c.num_hidden_layers; l++) moe_layers += c.is_moe_layer(l);
+  if (moe_layers == 0 || c.n_routed_experts == 0) return double(one.linear_params);
+  const double E = c.n_routed_experts, k = c.num_experts_per_tok;
+  const double distinct = E * (1.0 - std::pow(1.0 - k / E, double(rows)));
+  return double(one.linear_params) + double(moe_layers) * (distinct - k) * double(expert);
 }
 
 }  // namespace dsvl2

@@ -19,4 +19,10 @@ struct LanguageCost {
 // Per token, for a token routed to num_experts_per_tok experts in every MoE layer.
 LanguageCost language_cost_per_token(const LanguageConfig& c);
 
+// Matrix weights one batched decode step of `rows` rows reads, each matrix
+// once for all rows: everything but the routed experts once, and of those the
+// expected number of distinct experts hit when each row picks
+// num_experts_per_tok of n_routed_experts uniformly (E * (1 - (1 - k/E)^rows)).
+double linear_params_per_step(const LanguageConfig& c, int rows);
+
 }  // namespace dsvl2

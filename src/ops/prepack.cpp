@@ -4,7 +4,7 @@
 
 namespace dsvl2 {
 
-std::unique_ptr<WeightArena> prepack_weights(const std::vector<Weight*>& ws, const Ops& ops,
+std::unique_ptr<Arena> prepack_weights(const std::vector<Weight*>& ws, const Ops& ops,
                                              const ReleaseSource& release, size_t* bytes) {
   std::vector<size_t> offset(ws.size(), SIZE_MAX);
   size_t total = 0;
@@ -16,7 +16,7 @@ std::unique_ptr<WeightArena> prepack_weights(const std::vector<Weight*>& ws, con
   }
   if (bytes) *bytes = total;
   if (total == 0) return nullptr;
-  auto arena = std::make_unique<WeightArena>(total);
+  auto arena = std::make_unique<Arena>(total);
   char* base = static_cast<char*>(arena->take(total));
   // One matrix per task; each is packed, then its source released, so the
   // packed copy replaces the mapped one in memory instead of adding to it.

@@ -19,7 +19,7 @@ using ReleaseSource = std::function<void(const void* data, size_t bytes)>;
 // version (the source view stays in Weight::data), packing on ops' threads.
 // Returns the arena that holds the packed bytes (null when nothing was packed);
 // it must outlive the weights. *bytes receives the packed size.
-std::unique_ptr<WeightArena> prepack_weights(const std::vector<Weight*>& ws, const Ops& ops,
+std::unique_ptr<Arena> prepack_weights(const std::vector<Weight*>& ws, const Ops& ops,
                                              const ReleaseSource& release, size_t* bytes);
 
 }  // namespace dsvl2

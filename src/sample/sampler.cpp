@@ -26,7 +26,7 @@ void Sampler::accept(int token) { seen_.insert(token); }
 
 void Sampler::reset() {
   seen_.clear();
-  rng_.seed(p_.seed);
+  rng_ = Rng(p_.seed);
 }
 
 int Sampler::sample(const float* logits, int vocab) {
@@ -73,8 +73,7 @@ int Sampler::sample(const float* logits, int vocab) {
     double s = std::accumulate(probs.begin(), probs.end(), 0.0);
     for (double& q : probs) q /= s;
   }
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  double r = u(rng_), cum = 0;
+  double r = rng_.uniform01(), cum = 0;
   for (size_t i = 0; i < keep; i++) {
     cum += probs[i];
     if (r < cum) return idx_[i];

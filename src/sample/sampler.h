@@ -8,12 +8,12 @@
 //   int tok = s.sample(logits, vocab);   // then s.accept(tok)
 #pragma once
 #include <cstdint>
-#include <random>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "core/argmax.h"
+#include "core/rng.h"
 
 namespace dsvl2 {
 
@@ -41,7 +41,7 @@ class Sampler {
 
  private:
   SamplingParams p_;
-  std::mt19937_64 rng_;
+  Rng rng_;  // counter-based: a seed gives the same draws on every platform
   std::unordered_set<int> seen_;
   std::vector<float> work_;
   std::vector<int> idx_;

@@ -37,7 +37,7 @@ struct VisionModel {
   // Once, before sharing: repacks the tower's and projector's matrices for ops
   // (see LanguageModel::prepare). Returns the packed bytes.
   size_t prepare(const Ops& ops, const ReleaseSource& release = {});
-  std::unique_ptr<WeightArena> packed;  // holds what prepare() packed
+  std::unique_ptr<Arena> packed;  // holds what prepare() packed
   bool prepared = false;
 };
 

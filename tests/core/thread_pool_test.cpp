@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -36,6 +38,89 @@ TEST(ThreadPool, ManyShortJobsBackToBack) {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   pool.parallel_for(2, [&](int64_t b, int64_t e, int) { total += e - b; });
   EXPECT_EQ(total.load(), 40002);
+}
+
+// A task that throws, in a worker, in the caller's share, or in both: the
+// caller gets the exception only after every thread left the job (the
+// captured vector is still intact), the process lives, the next job runs.
+TEST(ThreadPool, ThrowingTasksReachTheCallerAndThePoolSurvives) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 300; round++) {
+      const int thrower = round % 3;  // 0: caller, 1: a worker, 2: every thread
+      std::vector<int> touched(size_t(threads), 0);
+      bool caught = false;
+      try {
+        pool.run_on_all([&](int t) {
+          // Workers keep writing after the caller's share threw: the caller
+          // must not unwind (and free `touched`) before they are done.
+          std::this_thread::sleep_for(std::chrono::microseconds(t == 0 ? 0 : 50));
+          touched[size_t(t)] = 1;
+          if (thrower == 2 || (thrower == 0 && t == 0) || (thrower == 1 && t == threads - 1))
+            throw std::runtime_error("task " + std::to_string(t));
+        });
+      } catch (const std::runtime_error& e) {
+        caught = true;
+        EXPECT_EQ(std::string(e.what()).rfind("task ", 0), 0u);
+      }
+      EXPECT_TRUE(caught) << "round " << round;
+      for (int t = 0; t < threads; t++) EXPECT_EQ(touched[size_t(t)], 1) << "thread " << t;
+      std::atomic<int64_t> sum{0};
+      pool.parallel_for(100, [&](int64_t b, int64_t e, int) { sum += e - b; });
+      EXPECT_EQ(sum.load(), 100);
+    }
+  }
+}
+
+TEST(ThreadPool, ParallelForPropagatesTheError) {
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.parallel_for(10, [&](int64_t b, int64_t, int) {
+                 if (b > 0) throw std::invalid_argument("bad row");
+               }),
+               std::invalid_argument);
+  int64_t n = 0;
+  pool.parallel_for(1, [&](int64_t b, int64_t e, int) { n += e - b; });
+  EXPECT_EQ(n, 1);
+}
+
+// A job that calls back into its own pool runs the inner call inline: every
+// index once, no deadlock.
+TEST(ThreadPool, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> inner{0};
+  std::atomic<int> inline_calls{0};
+  pool.parallel_for(4, [&](int64_t b, int64_t e, int) {
+    EXPECT_TRUE(pool.in_job());
+    for (int64_t i = b; i < e; i++)
+      pool.parallel_for(10, [&](int64_t ib, int64_t ie, int tid) {
+        inner += ie - ib;
+        if (ib == 0 && ie == 10 && tid == 0) inline_calls++;
+      });
+  });
+  EXPECT_EQ(inner.load(), 40);
+  EXPECT_EQ(inline_calls.load(), 4);
+  EXPECT_FALSE(pool.in_job());
+  std::atomic<int> ran{0};
+  pool.run_on_all([&](int) { pool.run_on_all([&](int) { ran++; }); });
+  EXPECT_EQ(ran.load(), 4);
+}
+
+// Several threads sharing one pool (a server's request threads) get their
+// jobs run one at a time, each complete.
+TEST(ThreadPool, ConcurrentCallersShareThePool) {
+  ThreadPool pool(2);
+  std::vector<std::thread> callers;
+  std::vector<int64_t> sums(4, 0);
+  for (int c = 0; c < 4; c++)
+    callers.emplace_back([&, c] {
+      for (int round = 0; round < 500; round++) {
+        std::atomic<int64_t> s{0};
+        pool.parallel_for(64, [&](int64_t b, int64_t e, int) { s += e - b; });
+        sums[size_t(c)] += s.load();
+      }
+    });
+  for (auto& t : callers) t.join();
+  for (int64_t s : sums) EXPECT_EQ(s, 500 * 64);
 }
 
 }  // namespace

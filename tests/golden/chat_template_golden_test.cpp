@@ -24,6 +24,7 @@ TEST(ChatTemplateGolden, SftFormatAndInputIds) {
     const std::string path = test::golden_dir() + "/" + c + "/expected.json";
     if (!file_exists(path)) continue;
     auto j = nlohmann::json::parse(read_file(path));
+    ASSERT_FALSE(j["prompts"].empty()) << "no cases: the loop below would pass vacuously";
     for (auto& [name, p] : j["prompts"].items()) {
       SCOPED_TRACE(std::string(c) + "/" + name);
       const int n_images = int(p["images"].size());

@@ -90,22 +90,22 @@ TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
     EXPECT_LE(d.max_abs, 1e-3) << "at flat index " << d.argmax_at;
 
     // f32 greedy with the cache, prompt in one chunk.
-    GenerateOptions go;
-    go.max_new_tokens = int(want_ids.size());
-    go.prefill_chunk = T;
+    const int n_new = int(want_ids.size());
+    ASSERT_GT(n_new, 0);
     KVCache c1(cfg.language);
-    GreedyResult g = generate_greedy(lm, embeds.f32(), T, c1, ops, go);
+    test::GreedyRun g = test::greedy(lm, embeds.f32(), T, c1, ops, n_new, T);
     EXPECT_EQ(g.ids, want_ids);
-    auto ds = test::diff(g.step_logits.f32(), want_steps.f32(), want_steps.numel());
+    ASSERT_EQ(g.step_logits.size(), size_t(want_steps.numel()));
+    auto ds = test::diff(g.step_logits.data(), want_steps.f32(), want_steps.numel());
     EXPECT_LE(ds.max_abs, 1e-3);
-    EXPECT_EQ(c1.length(), T + go.max_new_tokens - 1);
+    EXPECT_EQ(c1.length(), T + n_new - 1);
+    EXPECT_EQ(g.finish_reason, "length");
 
     // Chunked prefill (official incremental_prefilling) gives the same result.
-    go.prefill_chunk = 100;
     KVCache c2(cfg.language);
-    GreedyResult gc = generate_greedy(lm, embeds.f32(), T, c2, ops, go);
+    test::GreedyRun gc = test::greedy(lm, embeds.f32(), T, c2, ops, n_new, 100);
     EXPECT_EQ(gc.ids, want_ids);
-    auto dc = test::diff(gc.step_logits.f32(), g.step_logits.f32(), g.step_logits.numel());
+    auto dc = test::diff(gc.step_logits.data(), g.step_logits.data(), int64_t(g.step_logits.size()));
     EXPECT_LE(dc.max_abs, 1e-5);
     KVCache c3(cfg.language);
     Tensor logits_chunked = lm.forward(embeds.f32(), T, c3, ops, LogitsMode::kAll, 100);
@@ -119,9 +119,8 @@ TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
     const double agreement = double(agree) / T;
     EXPECT_GE(agreement, 0.96);
     auto db = test::diff(lb.f32(), want_logits.f32(), T * V);
-    go.prefill_chunk = kDefaultPrefillChunk;
     KVCache cg(cfg.language);
-    GreedyResult gb = generate_greedy(lm, embeds.f32(), T, cg, ops_bf16, go);
+    test::GreedyRun gb = test::greedy(lm, embeds.f32(), T, cg, ops_bf16, n_new);
     EXPECT_EQ(gb.ids, want_ids);
 
     std::printf(
@@ -173,10 +172,8 @@ TEST_P(LlmGolden, PreparedWeightsKeepParity) {
     // Same bf16 products, other summation order: far below the bf16 rounding.
     auto dp = test::diff(lb.f32(), lp.f32(), T * V);
     EXPECT_LE(dp.max_abs, 0.05);
-    GenerateOptions go;
-    go.max_new_tokens = int(want_ids.size());
     KVCache cg(cfg.language);
-    EXPECT_EQ(generate_greedy(lm, embeds.f32(), T, cg, ops_bf16, go).ids, want_ids);
+    EXPECT_EQ(test::greedy(lm, embeds.f32(), T, cg, ops_bf16, int(want_ids.size())).ids, want_ids);
     std::printf("[%s %s] prepared: %zu bytes packed, %zu released | bf16 packed vs unpacked max %.3g, agree %.4f\n",
                 GetParam(), p.c_str(), packed, released, dp.max_abs, double(agree) / T);
   }

@@ -81,6 +81,7 @@ TEST(PreprocessGolden, ProcessorItemsMatchTilesExactly) {
   const json expected = json::parse(read_file(dir + "/expected.json"));
   TileStats stats;
   int items = 0;
+  ASSERT_FALSE(expected["items"].empty()) << "no cases: the loop below would pass vacuously";
   for (const auto& [name, item] : expected["items"].items()) {
     SCOPED_TRACE(name);
     const Image img = load_image(dir + "/" + item["image"].get<std::string>());
@@ -110,6 +111,7 @@ TEST(PreprocessGolden, ModelCasePromptsMatchTilesExactly) {
     if (!is_directory(dir)) continue;
     const ProcessorConfig cfg = load_processor_config(dir);
     const json expected = json::parse(read_file(dir + "/expected.json"));
+    ASSERT_FALSE(expected["prompts"].empty()) << "no cases: the loop below would pass vacuously";
     for (const auto& [pname, p] : expected["prompts"].items()) {
       const std::string label = std::string(name) + "." + pname;
       SCOPED_TRACE(label);

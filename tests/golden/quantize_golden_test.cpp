@@ -73,6 +73,7 @@ TEST_P(QuantizeGolden, AgreesWithBf16) {
   ThreadPool pool(2);
   Ops ops{&kernels_best(), &pool, Compute::kBF16};
   q.prepare(ops);
+  ASSERT_FALSE(exp["prompts"].empty()) << "no cases: the loop below would pass vacuously";
   for (auto& [name, p] : exp["prompts"].items()) {
     Tensor a = prompt_logits(ref, p, dir, image_token, ops);
     Tensor b = prompt_logits(q, p, dir, image_token, ops);

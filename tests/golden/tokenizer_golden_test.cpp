@@ -34,8 +34,10 @@ std::vector<Case> load_cases(const std::string& path) {
 
 #define REQUIRE_TOKENIZER()                                                        \
   const std::string dir = test::tokenizer_dir();                                   \
-  if (dir.empty() || !file_exists(dir + "/golden.jsonl"))                          \
-    GTEST_SKIP() << "tokenizer golden data not found (shared/tokenizer)";
+  if (dir.empty() || !file_exists(dir + "/golden.jsonl")) {                        \
+    if (test::in_ci()) FAIL() << "tokenizer golden data not found; CI=true requires it"; \
+    GTEST_SKIP() << "tokenizer golden data not found (shared/tokenizer)";          \
+  }
 
 TEST(TokenizerGolden, AllCasesEncodeAndDecode) {
   REQUIRE_TOKENIZER();

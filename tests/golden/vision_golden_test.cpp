@@ -109,6 +109,7 @@ TEST_P(VisionGolden, MatchesOfficialOutputs) {
     Tolerance tol;
   } modes[] = {{Compute::kF32, {1e-4, 1e-4, 1e-4}}, {Compute::kBF16, {0.05, 0.03, 0.03}}};
 
+  ASSERT_FALSE(exp["prompts"].empty()) << "no cases: the loop below would pass vacuously";
   for (const auto& [name, prompt] : exp["prompts"].items()) {
     const Tensor pixels = load_tiles(dir, prompt["tiles"], cfg.vision.image_size);
     const std::vector<int64_t> ids = expect_ids(ref, name + ".input_ids");

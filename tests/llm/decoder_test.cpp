@@ -107,9 +107,9 @@ TEST_P(MlaReference, AbsorbedEqualsPlainAttention) {
   auto x = random_embeds(T, D, 3);
   Env env;
   KVCache cache(c);
-  cache.reserve(T);
   std::vector<float> y(size_t(T) * D);
-  attn.forward(x.data(), T, 0, cache, env.ops, y.data());
+  const BatchSegment seg{&cache, 0, T, 0};
+  attn.forward(x.data(), T, {&seg, 1}, 0, env.ops, y.data());
 
   auto W = [&](const std::string& n, Shape s) { return to_f32(src(p + n, s)); };
   Tensor kv_a = W("kv_a_proj_with_mqa.weight", {L + R, D}), kv_norm = W("kv_a_layernorm.weight", {L});
@@ -214,9 +214,7 @@ TEST_P(CachedDecoding, GreedyStepLogitsEqualRecomputedPrefixes) {
   const int T = 6, D = c.hidden_size, V = c.vocab_size;
   auto e = random_embeds(T, D, 9);
   KVCache cache(c);
-  GenerateOptions go;
-  go.max_new_tokens = 5;
-  GreedyResult g = generate_greedy(lm, e.data(), T, cache, env.ops, go);
+  test::GreedyRun g = test::greedy(lm, e.data(), T, cache, env.ops, 5);
   ASSERT_EQ(g.ids.size(), 5u);
   EXPECT_EQ(cache.length(), T + 4);
   // Recompute each step from scratch: prompt + generated ids so far, positions 0..T+i-1.
@@ -224,7 +222,7 @@ TEST_P(CachedDecoding, GreedyStepLogitsEqualRecomputedPrefixes) {
   for (int i = 0; i < 5; i++) {
     KVCache fresh(c);
     Tensor l = lm.forward(seq.data(), int(seq.size() / D), fresh, env.ops, LogitsMode::kLast);
-    EXPECT_LT(test::diff(l.f32(), g.step_logits.f32() + i * V, V).max_abs, 1e-5) << i;
+    EXPECT_LT(test::diff(l.f32(), g.step_logits.data() + i * V, V).max_abs, 1e-5) << i;
     EXPECT_EQ(argmax(l.f32(), V), g.ids[i]);
     Tensor emb = lm.embed({g.ids[i]});
     seq.insert(seq.end(), emb.f32(), emb.f32() + D);
@@ -262,15 +260,23 @@ TEST(DecoderErrors, EmptyPromptAndContextOverflow) {
     EXPECT_NE(std::string(err.what()).find("context length 16"), std::string::npos) << err.what();
   }
   EXPECT_EQ(cache.length(), 16);
-  // Generation that would run past the context is refused before any work.
+  // Generation stops, with finish reason "length", when the cache is full:
+  // 8 prompt positions + 2 fed tokens fill 10; the third token is not fed.
   KVCache small(c, 10);
-  GenerateOptions go;
-  go.max_new_tokens = 4;
-  EXPECT_THROW(generate_greedy(lm, e.data(), 8, small, env.ops, go), Error);
-  EXPECT_EQ(small.length(), 0);
-  go.max_new_tokens = 3;  // 8 + 3 - 1 = 10 positions fit
-  EXPECT_NO_THROW(generate_greedy(lm, e.data(), 8, small, env.ops, go));
+  test::GreedyRun g = test::greedy(lm, e.data(), 8, small, env.ops, 4);
+  EXPECT_EQ(g.ids.size(), 3u);
+  EXPECT_EQ(g.finish_reason, "length");
+  EXPECT_EQ(small.length(), 10);
   EXPECT_THROW(lm.forward(e.data(), 4, cache, env.ops, LogitsMode::kLast, 0), Error);
+  // A prompt that does not fit is refused before any work, as too long.
+  KVCache tiny(c, 4);
+  try {
+    test::greedy(lm, e.data(), 8, tiny, env.ops, 1);
+    FAIL() << "expected an Error";
+  } catch (const Error& err) {
+    EXPECT_EQ(err.kind(), ErrorKind::kTooLong);
+  }
+  EXPECT_EQ(tiny.length(), 0);
 }
 
 TEST(DecoderErrors, BadCacheTokensAndContext) {

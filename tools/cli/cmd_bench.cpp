@@ -15,6 +15,7 @@
 #include "command.h"
 #include "core/error.h"
 #include "model/cost.h"
+#include "model/sequence.h"
 #include "model/vl_model.h"
 #include "ops/roofline.h"
 
@@ -151,6 +152,7 @@ int run_bench(const BenchFlags& f) {
   }
   const double vision_flops = model.vision().tower.flops_per_tile();
 
+  const double bytes_per_param = double(dtype_block_bytes(wdtype)) / double(dtype_block_elems(wdtype));
   // Prefill: a text-only prompt into an empty cache, logits for the last position.
   const int n_prefill = f.quick ? 128 : 512, n_decode = f.quick ? 16 : 128;
   say("prefill %d tokens ...\n", n_prefill);
@@ -163,20 +165,34 @@ int run_bench(const BenchFlags& f) {
   }
   const double prefill_tok_s = n_prefill / since(t0);
 
-  // Decode: greedy steps after a short prompt.
-  say("decode %d tokens ...\n", n_decode);
-  double decode_tok_s;
-  {
-    KVCache cache(L, 16 + n_decode + 1);
-    std::vector<int32_t> p16(prompt.begin(), prompt.begin() + 16);
-    Tensor e = model.language().embed(std::vector<int>(p16.begin(), p16.end()));
-    Tensor logits = model.language().forward(e.f32(), 16, cache, ops, LogitsMode::kLast);
-    t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < n_decode; i++) {
-      int next = argmax(logits.f32(), logits.dim(-1));
-      logits = model.language().step(next, cache, ops);
+  // Decode: greedy steps after a short prompt, through the generation step
+  // that `run` and the server use; 1, 4 and 8 sequences stepped together
+  // (aggregate tok/s): one pass over each weight serves every row.
+  say("decode %d tokens (1, 4, 8 sequences) ...\n", n_decode);
+  double decode_tok_s = 0;
+  nlohmann::json batched = nlohmann::json::array();
+  for (int n_seq : {1, 4, 8}) {
+    GenerateRequest req;
+    req.max_new_tokens = n_decode + 1;  // the first token comes from the prefill
+    std::vector<std::unique_ptr<KVCache>> caches;
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    std::vector<Sequence*> live;
+    for (int s = 0; s < n_seq; s++) {
+      caches.push_back(std::make_unique<KVCache>(L, 16 + n_decode + 1));
+      seqs.push_back(std::make_unique<Sequence>(nullptr, *caches.back(), req));
+      std::vector<int32_t> p16 = random_text_ids(16, L.vocab_size, 10 + uint64_t(s));
+      Tensor e = model.language().embed(std::vector<int>(p16.begin(), p16.end()));
+      seqs.back()->set_prompt(e.f32(), 16, L.hidden_size);
+      live.push_back(seqs.back().get());
     }
-    decode_tok_s = n_decode / since(t0);
+    step_sequences(model.language(), live, ops);  // every prompt in one batch
+    t0 = std::chrono::steady_clock::now();
+    int steps = 0;
+    while (step_sequences(model.language(), live, ops) > 0) steps++;
+    const double tok_s = double(n_seq) * (steps + 1) / since(t0);
+    if (n_seq == 1) decode_tok_s = tok_s;
+    batched.push_back({{"sequences", n_seq}, {"tok_s", tok_s},
+                       {"weight_bytes_per_step", linear_params_per_step(L, n_seq) * bytes_per_param}});
   }
 
   // Time to first token: decode + preprocess + vision + prefill of a 640x480
@@ -209,7 +225,6 @@ int run_bench(const BenchFlags& f) {
     quality = measure_quality(logits, f.against, ids_q, ops);
   }
 
-  const double bytes_per_param = double(dtype_block_bytes(wdtype)) / double(dtype_block_elems(wdtype));
   const double decode_roof = roof.mem_gbs * 1e9 / (double(cost.linear_params) * bytes_per_param);
   const double prefill_roof = compute_peak * 1e9 / cost.prefill_flops;
   const double vision_roof_s = vision_flops / (compute_peak * 1e9);
@@ -227,6 +242,7 @@ int run_bench(const BenchFlags& f) {
   j["prefill_tok_s"] = prefill_tok_s;
   j["decode_tokens"] = n_decode;
   j["decode_tok_s"] = decode_tok_s;
+  j["decode_batched"] = batched;
   j["ttft_s"] = ttft_s;
   j["ttft_image_tokens"] = img.num_image_tokens.as<int64_t>()[0];
   j["peak_rss_gb"] = rss_gb;
@@ -249,6 +265,9 @@ int run_bench(const BenchFlags& f) {
   std::printf("| vision s/tile | %.4g | %.4g | %.2f |\n", vision_s_per_tile, vision_roof_s, vision_roof_s / vision_s_per_tile);
   std::printf("| pp%d tok/s | %.1f | %.1f | %.2f |\n", n_prefill, prefill_tok_s, prefill_roof, prefill_tok_s / prefill_roof);
   std::printf("| tg%d tok/s | %.2f | %.2f | %.2f |\n", n_decode, decode_tok_s, decode_roof, decode_tok_s / decode_roof);
+  for (const auto& b : batched)
+    std::printf("| tg%d x %d sequences, aggregate tok/s | %.2f | | (%.2f GB of weights a step) |\n", n_decode,
+                b["sequences"].get<int>(), b["tok_s"].get<double>(), b["weight_bytes_per_step"].get<double>() * 1e-9);
   std::printf("| ttft 640x480 + 20 tokens (s) | %.2f | | |\n", ttft_s);
   std::printf("| peak RSS (GB) | %.2f | | |\n", rss_gb);
   if (!f.against.empty())

@@ -43,7 +43,7 @@ Command reg(
         if (!o->box.empty()) region.box = ground::parse_box(o->box);
         if (!o->mask.empty()) region.polygons = ground::load_coco_polygons(o->mask);
         Image img = load_image(o->image);
-        ground::Rng rng(o->seed);
+        Rng rng(o->seed);
         ground::Color color = o->color.empty() ? ground::random_color(rng) : ground::parse_color(o->color);
         ground::VisualPromptOptions opt;
         opt.anchor = o->anchor;

@@ -29,7 +29,7 @@ std::string draw_visual_prompt(const RunFlags& f, std::vector<Image>& images) {
   ground::Shape shape = ground::parse_shape(f.vp_shape);
   ground::Region region;
   region.box = ground::parse_box(f.vp_box);
-  ground::Rng rng(f.vp_seed);
+  Rng rng(f.vp_seed);
   ground::Color color = f.vp_color.empty() ? ground::random_color(rng) : ground::parse_color(f.vp_color);
   ground::DrawnPrompt drawn;
   images[0] = ground::render_visual_prompt(images[0], shape, color, region, rng, {}, &drawn);

@@ -19,6 +19,20 @@ Command::Command(std::string name, std::string help, Setup setup) {
 
 }  // namespace dsvl2::cli
 
+namespace {
+// Exit codes by error kind (documented in the README): 1 invalid input,
+// 3 too long, 4 out of resources, 5 internal. CLI11 uses its own for flags.
+int exit_code(dsvl2::ErrorKind k) {
+  switch (k) {
+    case dsvl2::ErrorKind::kInvalidInput: return 1;
+    case dsvl2::ErrorKind::kTooLong: return 3;
+    case dsvl2::ErrorKind::kOutOfResources: return 4;
+    case dsvl2::ErrorKind::kInternal: return 5;
+  }
+  return 5;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace dsvl2::cli;
   CLI::App app{"dsvl2: DeepSeek-VL2 inference engine and toolkit (C++, CPU)"};
@@ -41,10 +55,10 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
   } catch (const dsvl2::Error& e) {
     std::fprintf(stderr, "dsvl2: error: %s\n", e.what());
-    return 1;
+    return exit_code(e.kind());
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "dsvl2: error: out of memory\n");
-    return 1;
+    return exit_code(dsvl2::ErrorKind::kOutOfResources);
   }
   return 0;
 }

@@ -1,11 +1,25 @@
-#include "ground/rng.h"
+#include "core/rng.h"
 
 #include <cmath>
 #include <numbers>
 
 #include "core/error.h"
 
-namespace dsvl2::ground {
+namespace dsvl2 {
+
+uint64_t hash_bytes(const void* data, size_t n, uint64_t seed) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t h = 0xcbf29ce484222325ull ^ splitmix64(seed);
+  size_t i = 0;
+  // Eight bytes a step (FNV-1a over words): fast enough for megapixel images.
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w = 0;
+    for (int b = 0; b < 8; b++) w |= uint64_t(p[i + size_t(b)]) << (8 * b);
+    h = (h ^ w) * 0x100000001b3ull;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  return splitmix64(h ^ n);
+}
 
 int Rng::randint(int a, int b) {
   DSVL2_CHECK(a <= b, "randint(%d, %d)", a, b);
@@ -13,7 +27,7 @@ int Rng::randint(int a, int b) {
   // Largest multiple of range that fits, so that every residue is equally likely.
   uint64_t limit = UINT64_MAX - (UINT64_MAX % range);
   uint64_t x;
-  do x = eng_();
+  do x = next();
   while (x >= limit);
   return int(int64_t(a) + int64_t(x % range));
 }
@@ -24,4 +38,4 @@ double Rng::normal(double mean, double stddev) {
   return mean + stddev * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
-}  // namespace dsvl2::ground
+}  // namespace dsvl2
