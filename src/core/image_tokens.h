@@ -16,7 +16,8 @@ inline int64_t image_token_side(int64_t image_size, int64_t patch_size, int64_t 
   return (grid + downsample_ratio - 1) / downsample_ratio;
 }
 
-inline int64_t image_token_count_for_side(int64_t side, int64_t tiles_w, int64_t tiles_h) {
+// The one image_token_count: tiles_w x tiles_h local tiles, `side` from image_token_side.
+inline int64_t image_token_count(int64_t tiles_w, int64_t tiles_h, int64_t side) {
   return side * (side + 1) + 1 + tiles_h * side * (tiles_w * side + 1);
 }
 

@@ -98,10 +98,6 @@ bool cropping_enabled(CropMode crop, size_t n_images) {
   return n_images <= 2;  // official: cropping=len(images) <= 2
 }
 
-int64_t image_token_count(int num_width_tiles, int num_height_tiles, const ProcessorConfig& cfg) {
-  return image_token_count_for_side(image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio),
-                                    num_width_tiles, num_height_tiles);
-}
 
 namespace {
 
@@ -183,7 +179,7 @@ PreprocessResult preprocess_images(const std::vector<Image>& images, const Proce
       }
     crop_out[2 * i + 0] = bw / S;
     crop_out[2 * i + 1] = bh / S;
-    tokens_out[i] = image_token_count(bw / S, bh / S, cfg);
+    tokens_out[i] = image_token_count(bw / S, bh / S, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio));
   }
   return res;
 }

@@ -2,6 +2,7 @@
 // (DeepseekVLV2Processor.tokenize_with_images): best grid, PIL-bicubic
 // ImageOps.pad, global view + local tiles, normalisation.
 #pragma once
+#include "core/image_tokens.h"
 #include <array>
 #include <cstdint>
 #include <utility>
@@ -22,9 +23,6 @@ struct PreprocessResult {
   std::vector<int> tiles_per_image;
 };
 
-// Image tokens one image expands to for a (width tiles, height tiles) grid,
-// from the config: the one place this is computed.
-int64_t image_token_count(int num_width_tiles, int num_height_tiles, const ProcessorConfig& cfg);
 
 PreprocessResult preprocess_images(const std::vector<Image>& images, const ProcessorConfig& cfg, CropMode crop);
 

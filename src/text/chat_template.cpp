@@ -167,10 +167,5 @@ PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>&
   return p;
 }
 
-int64_t image_token_count(int image_size, int patch_size, int downsample_ratio, int tiles_w, int tiles_h) {
-  DSVL2_REQUIRE(image_size > 0 && patch_size > 0 && downsample_ratio > 0 && tiles_w >= 0 && tiles_h >= 0,
-                "bad image layout %d/%d/%d %dx%d", image_size, patch_size, downsample_ratio, tiles_w, tiles_h);
-  return image_token_count_for_side(image_token_side(image_size, patch_size, downsample_ratio), tiles_w, tiles_h);
-}
 
 }  // namespace dsvl2

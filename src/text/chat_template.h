@@ -14,6 +14,7 @@
 //    one per line, and excess tags removed from the left, as the web demo
 //    (web_demo.py generate_prompt_with_history) does.
 #pragma once
+#include "core/image_tokens.h"
 #include <cstdint>
 #include <span>
 #include <string>
@@ -69,9 +70,5 @@ struct PromptIds {
 PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>& conv,
                            std::span<const int64_t> image_token_counts, const ChatOptions& opt = {});
 
-// Image tokens of one image in DeepSeek-VL2's layout (tokenize_with_images):
-// global view h*(w+1), one separator, local views (th*h)*(tw*w+1), where
-// h = w = ceil((image_size / patch_size) / downsample_ratio).
-int64_t image_token_count(int image_size, int patch_size, int downsample_ratio, int tiles_w, int tiles_h);
 
 }  // namespace dsvl2

@@ -8,9 +8,6 @@
 
 namespace dsvl2 {
 
-int64_t image_token_count(int64_t tiles_w, int64_t tiles_h, int64_t side) {
-  return image_token_count_for_side(side, tiles_w, tiles_h);
-}
 
 int64_t image_token_side(const VLConfig& cfg) {
   const int64_t r = cfg.projector.downsample_ratio;

@@ -13,15 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "core/image_tokens.h"
 #include "core/tensor.h"
 #include "io/checkpoint.h"
 #include "io/model_config.h"
 
 namespace dsvl2 {
 
-// Image tokens for one image of tiles_w x tiles_h local tiles, `side` tokens a side
-// per tile: side*(side+1) + 1 + tiles_h*side*(tiles_w*side + 1)  (211 + th*14*(tw*14+1)).
-int64_t image_token_count(int64_t tiles_w, int64_t tiles_h, int64_t side);
+// image_token_count(tiles_w, tiles_h, side) is in core/image_tokens.h.
 // The projector's tokens a side for this model: ceil((image_size / patch) / downsample_ratio).
 int64_t image_token_side(const VLConfig& cfg);
 

@@ -203,6 +203,17 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t n_tiles, Vi
 
 Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch,
                            const std::function<void(int, int)>& progress) const {
+  VisionScratch local;
+  VisionScratch& s = scratch ? *scratch : local;
+  const int64_t n = embed_patches(pixel_values, ops, s);
+  for (int l = 0; l < blocks(); l++) {
+    run_blocks(n, l, l + 1, s, ops);
+    if (progress) progress(l + 1, blocks());
+  }
+  return final_norm(n, s, ops);
+}
+
+int64_t VisionTower::embed_patches(const Tensor& pixel_values, const Ops& ops, VisionScratch& s) const {
   const int S = cfg_.image_size, P = cfg_.patch_size;
   const Shape& ps = pixel_values.shape();
   DSVL2_REQUIRE(pixel_values.dtype() == DType::kF32 && ps.size() == 4 && ps[0] >= 1 && ps[1] == 3 && ps[2] == S &&
@@ -210,9 +221,6 @@ Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScr
                 "vision encoder: pixel_values must be F32 [n, 3, %d, %d] with n >= 1, got %s %s", S, S,
                 dtype_name(pixel_values.dtype()), shape_str(ps).c_str());
   const int64_t n = ps[0], T = tokens_per_tile(), M = n * T, W = cfg_.width, K = 3LL * P * P;
-
-  VisionScratch local;
-  VisionScratch& s = scratch ? *scratch : local;
   s.reserve(M, cfg_);
 
   // Patch embedding: Conv2d(k=P, s=P) as im2col + one matmul over all tiles.
@@ -231,14 +239,19 @@ Tensor VisionTower::encode(const Tensor& pixel_values, const Ops& ops, VisionScr
       for (int64_t i = 0; i < W; i++) xr[i] += pr[i];
     }
   }, 64);
+  return n;
+}
 
-  for (size_t l = 0; l < w_.blocks.size(); l++) {
-    block_forward(w_.blocks[l], n, s, ops);
-    if (progress) progress(int(l + 1), int(w_.blocks.size()));
-  }
+void VisionTower::run_blocks(int64_t n_tiles, int first, int last, VisionScratch& s, const Ops& ops) const {
+  DSVL2_CHECK(first >= 0 && first <= last && last <= blocks(), "vision blocks [%d, %d) of %d", first, last, blocks());
+  DSVL2_CHECK(s.rows >= n_tiles * tokens_per_tile(), "vision scratch holds %lld rows", (long long)s.rows);
+  for (int l = first; l < last; l++) block_forward(w_.blocks[size_t(l)], n_tiles, s, ops);
+}
 
-  Tensor out = Tensor::f32({n, T, W});
-  layer_norm_rows(ops, x, M, W, w_.norm_w, w_.norm_b, out.f32());
+Tensor VisionTower::final_norm(int64_t n_tiles, const VisionScratch& s, const Ops& ops) const {
+  const int64_t T = tokens_per_tile(), W = cfg_.width;
+  Tensor out = Tensor::f32({n_tiles, T, W});
+  layer_norm_rows(ops, s.x.f32(), n_tiles * T, W, w_.norm_w, w_.norm_b, out.f32());
   return out;
 }
 

@@ -67,6 +67,14 @@ class VisionTower {
   Tensor encode(const Tensor& pixel_values, const Ops& ops, VisionScratch* scratch = nullptr,
                 const std::function<void(int, int)>& progress = {}) const;
 
+  // encode() in pieces a scheduler can interleave with other work (see
+  // VisionEncoding): the patch embedding into s.x, blocks [first, last), and
+  // the final norm. Same results as encode(), bit for bit.
+  int64_t embed_patches(const Tensor& pixel_values, const Ops& ops, VisionScratch& s) const;  // returns n_tiles
+  void run_blocks(int64_t n_tiles, int first, int last, VisionScratch& s, const Ops& ops) const;
+  Tensor final_norm(int64_t n_tiles, const VisionScratch& s, const Ops& ops) const;
+  int blocks() const { return int(w_.blocks.size()); }
+
   const VisionConfig& config() const { return cfg_; }
   // Every matrix (patch embedding and the blocks'), for Ops::prepare.
   std::vector<Weight*> linears();

@@ -33,7 +33,7 @@ TEST(ChatTemplateGolden, SftFormatAndInputIds) {
       std::vector<int64_t> counts;
       int64_t total = 0;
       for (const auto& sc : p["images_spatial_crop"]) {
-        counts.push_back(image_token_count(384, 14, 2, sc[0].get<int>(), sc[1].get<int>()));
+        counts.push_back(image_token_count(sc[0].get<int>(), sc[1].get<int>(), image_token_side(384, 14, 2)));
         total += counts.back();
       }
       EXPECT_EQ(total, p["num_image_tokens"].get<int64_t>());

@@ -113,10 +113,10 @@ TEST(SelectBestResolution, OfficialCases) {
 
 TEST(ImageTokenCount, FromTheConfig) {
   ProcessorConfig cfg;  // 384 / 14 = 27 -> ceil(27 / 2) = 14 tokens a side
-  EXPECT_EQ(image_token_count(1, 1, cfg), 14 * 15 + 1 + 14 * 15);  // 421
-  EXPECT_EQ(image_token_count(2, 2, cfg), 211 + 28 * 29);
-  EXPECT_EQ(image_token_count(4, 2, cfg), 1807);
-  EXPECT_EQ(image_token_count(1, 3, cfg), 841);
+  EXPECT_EQ(image_token_count(1, 1, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio)), 14 * 15 + 1 + 14 * 15);  // 421
+  EXPECT_EQ(image_token_count(2, 2, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio)), 211 + 28 * 29);
+  EXPECT_EQ(image_token_count(4, 2, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio)), 1807);
+  EXPECT_EQ(image_token_count(1, 3, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio)), 841);
 }
 
 TEST(PreprocessImages, LayoutAndNormalisation) {
@@ -127,7 +127,7 @@ TEST(PreprocessImages, LayoutAndNormalisation) {
   ASSERT_EQ(r.pixel_values.shape(), (Shape{6, 3, 384, 384}));  // 2 x (global + 2 tiles)
   EXPECT_EQ(r.images_spatial_crop.as<int64_t>()[0], 2);
   EXPECT_EQ(r.images_spatial_crop.as<int64_t>()[1], 1);
-  EXPECT_EQ(r.num_image_tokens.as<int64_t>()[1], image_token_count(2, 1, cfg));
+  EXPECT_EQ(r.num_image_tokens.as<int64_t>()[1], image_token_count(2, 1, image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio)));
   // Padding is 127 -> (127/255 - 0.5)/0.5; the image's 255 -> 1, 0 -> -1.
   const float* g = r.pixel_values.f32();
   EXPECT_FLOAT_EQ(g[0], (127.0f / 255.0f - 0.5f) / 0.5f);

@@ -132,9 +132,9 @@ TEST_F(ChatTemplate, MultiImageIds) {
 
 TEST_F(ChatTemplate, ImageTokenCount) {
   // 384 / 14 = 27 patches, /2 -> 14: global 14*15 + 1 + local (th*14)*(tw*14+1).
-  EXPECT_EQ(image_token_count(384, 14, 2, 1, 1), 421);
-  EXPECT_EQ(image_token_count(384, 14, 2, 2, 2), 211 + 28 * 29);
-  EXPECT_EQ(image_token_count(384, 14, 2, 1, 3), 211 + 42 * 15);
+  EXPECT_EQ(image_token_count(1, 1, image_token_side(384, 14, 2)), 421);
+  EXPECT_EQ(image_token_count(2, 2, image_token_side(384, 14, 2)), 211 + 28 * 29);
+  EXPECT_EQ(image_token_count(1, 3, image_token_side(384, 14, 2)), 211 + 42 * 15);
 }
 
 TEST_F(ChatTemplate, Errors) {

@@ -1,0 +1,47 @@
+#include "vision/vision_encoding.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace dsvl2 {
+
+VisionEncoding::VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop)
+    : model_(model), pixels_(std::move(pixel_values)), crops_(std::move(images_spatial_crop)) {
+  // The tile count is checked before any expensive work.
+  const int64_t need = tiles_for_crops(crops_);
+  DSVL2_REQUIRE(pixels_.shape().size() == 4 && pixels_.dim(0) == need,
+                "vision: images_spatial_crop needs %lld tiles but pixel_values is %s", (long long)need,
+                shape_str(pixels_.shape()).c_str());
+}
+
+bool VisionEncoding::advance(const Ops& ops, int max_blocks) {
+  if (finished_) return true;
+  if (!started_) {
+    n_tiles_ = model_.tower.embed_patches(pixels_, ops, scratch_);
+    started_ = true;
+  }
+  const int last = std::min(blocks(), done_ + std::max(1, max_blocks));
+  model_.tower.run_blocks(n_tiles_, done_, last, scratch_, ops);
+  done_ = last;
+  if (done_ == blocks()) {
+    Tensor feats = model_.tower.final_norm(n_tiles_, scratch_, ops);
+    scratch_ = VisionScratch{};  // the activations are no longer needed
+    tokens_ = model_.layout.arrange(model_.projector.forward(feats, ops), crops_);
+    pixels_ = Tensor{};
+    finished_ = true;
+  }
+  return finished_;
+}
+
+Tensor VisionEncoding::take_tokens() {
+  DSVL2_CHECK(finished_, "vision encoding: %d of %d blocks done", done_, blocks());
+  return std::move(tokens_);
+}
+
+size_t VisionEncoding::scratch_bytes() const {
+  return size_t(scratch_.x.nbytes() + scratch_.h.nbytes() + scratch_.qkv.nbytes() + scratch_.attn.nbytes() +
+                scratch_.mlp.nbytes());
+}
+
+}  // namespace dsvl2

@@ -1,0 +1,41 @@
+// Encoding the images of one prompt in pieces, so that a scheduler can
+// interleave a long vision pass (about a second per tile on two cores) with
+// decode steps of other sequences instead of stalling them:
+//
+//   VisionEncoding enc(model.vision(), pre.pixel_values, pre.images_spatial_crop);
+//   while (!enc.advance(ops, 2)) { step_sequences(lm, live, ops); }   // 2 blocks at a time
+//   Tensor tokens = enc.take_tokens();   // == embed_images(...), bit for bit
+//
+// The first advance() also runs the patch embedding; the one that runs the
+// last block also runs the final norm, the projector and the layout.
+#pragma once
+#include "vision/vision_model.h"
+
+namespace dsvl2 {
+
+class VisionEncoding {
+ public:
+  // Checks the shapes now (Error); the model must outlive the encoding.
+  VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop);
+
+  int blocks() const { return model_.tower.blocks(); }
+  int blocks_done() const { return done_; }
+  bool done() const { return finished_; }
+  // Runs up to `max_blocks` more blocks (at least one). Returns done().
+  bool advance(const Ops& ops, int max_blocks);
+  // The image tokens [N, n_embed] in prompt order, once done().
+  Tensor take_tokens();
+  // Bytes of activations this encoding holds while it runs.
+  size_t scratch_bytes() const;
+
+ private:
+  const VisionModel& model_;
+  Tensor pixels_, crops_;
+  VisionScratch scratch_;
+  int64_t n_tiles_ = 0;
+  int done_ = 0;
+  bool started_ = false, finished_ = false;
+  Tensor tokens_;
+};
+
+}  // namespace dsvl2
