@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "model/prefix_keys.h"
 
 namespace dsvl2 {
 
@@ -37,7 +38,7 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
   const size_t n_messages = conv_.size(), n_images = images_.size();
   conv_.push_back({ChatRole::kUser, text, int(images.size())});
   for (auto& im : images) {
-    const uint64_t h = hash_bytes(im.rgb.data(), im.rgb.size(), (uint64_t(im.width) << 32) | uint32_t(im.height));
+    const uint64_t h = image_content_hash(im);
     images_.push_back({std::move(im), false, h, {}});
   }
   try {
@@ -60,15 +61,11 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
     std::vector<int64_t> counts;
     for (const auto& a : images_) counts.push_back(a.tokens.dim(0));
     PromptIds prompt = build_prompt_ids(tok, conv_, counts);
-    std::vector<uint64_t> keys(prompt.ids.begin(), prompt.ids.end());
-    for (size_t i = 0; i < prompt.images.size(); i++) {
-      const uint64_t h = splitmix64(images_[i].hash ^ (images_[i].crop ? 0x5bd1e995ull : 0));
-      for (int64_t r = 0; r < prompt.images[i].count; r++)
-        keys[size_t(prompt.images[i].begin + r)] = splitmix64(h + uint64_t(r)) | (1ull << 63);  // never a token id
-    }
+    std::vector<uint64_t> hashes;
+    for (const auto& a : images_) hashes.push_back(splitmix64(a.hash ^ uint64_t(a.crop)));  // crop changes the tokens
+    std::vector<uint64_t> keys = prefix_keys(prompt, hashes);
     // Reuse the cached prefix; at least one token must be run to get logits.
-    size_t common = 0;
-    while (common < cached_keys_.size() && common < keys.size() && cached_keys_[common] == keys[common]) common++;
+    size_t common = common_prefix(cached_keys_, keys);
     if (common == keys.size()) common--;
     cache_.truncate(int(common));
     cached_keys_.resize(common);
