@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/gemm_driver.h"  // AlignedBuf
+#include "core/scratch.h"
 #include "ops/kernels_isa.h"
 #include "ops/math_avx2.h"
 
@@ -17,7 +17,7 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.T <= 0 || a.H <= 0) return;
   const int group = a.H / a.Hkv, dk8 = a.Dk & ~7, dv8 = a.Dv & ~7;
   pool.parallel_for(int64_t(a.T) * a.H, [&](int64_t i0, int64_t i1, int) {
-    thread_local AlignedBuf sbuf, obuf;
+    thread_local ScratchBuffer sbuf, obuf;
     float* scores = static_cast<float*>(sbuf.get((size_t(a.S) + 8) * sizeof(float)));
     float* acc = static_cast<float*>(obuf.get((size_t(a.Dv) + 8) * sizeof(float)));
     for (int64_t i = i0; i < i1; i++) {

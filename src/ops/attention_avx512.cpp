@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/gemm_driver.h"  // AlignedBuf
+#include "core/scratch.h"
 #include "ops/kernels_isa.h"
 #include "ops/math_avx512.h"
 
@@ -28,7 +28,7 @@ constexpr int kTiledMinT = 16;  // below this a tile would be mostly padding
 constexpr int kKeys = 8;        // keys per score register tile
 constexpr int kDims = 8;        // output dims per P·V register tile
 
-float* tls_floats(AlignedBuf& b, size_t n) { return static_cast<float*>(b.get(n * sizeof(float))); }
+float* tls_floats(ScratchBuffer& b, size_t n) { return static_cast<float*>(b.get(n * sizeof(float))); }
 
 // O^T[d..d+ND) (two vectors each) += sum_s V[s][d+i] * P^T[s].
 template <int ND>
@@ -56,7 +56,7 @@ inline void accumulate_pv(float* ot, const float* pt, int ns, const float* v, in
 void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int group = a.H / a.Hkv, n_qb = (a.T + kQB - 1) / kQB;
   pool.parallel_for(int64_t(a.H) * n_qb, [&](int64_t i0, int64_t i1, int) {
-    thread_local AlignedBuf qb_buf, pb_buf, ob_buf;
+    thread_local ScratchBuffer qb_buf, pb_buf, ob_buf;
     float* qt = tls_floats(qb_buf, size_t(a.Dk) * kQB);
     float* pt = tls_floats(pb_buf, size_t(kSB) * kQB);
     float* ot = tls_floats(ob_buf, size_t(a.Dv) * kQB);
@@ -145,7 +145,7 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
 void attend_rows(const AttentionArgs& a, ThreadPool& pool) {
   const int group = a.H / a.Hkv;
   pool.parallel_for(int64_t(a.T) * a.H, [&](int64_t i0, int64_t i1, int) {
-    thread_local AlignedBuf sbuf;
+    thread_local ScratchBuffer sbuf;
     float* scores = tls_floats(sbuf, size_t(a.S) + 16);
     for (int64_t i = i0; i < i1; i++) {
       const int t = int(i / a.H), h = int(i % a.H), hk = h / group;

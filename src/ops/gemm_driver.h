@@ -27,26 +27,11 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/scratch.h"
 #include "ops/ops.h"
 
 namespace dsvl2 {
 namespace {
-
-struct AlignedBuf {
-  void* p = nullptr;
-  size_t cap = 0;
-  ~AlignedBuf() { std::free(p); }
-  // Grows (never shrinks) to at least `bytes`, 64-byte aligned; contents lost on growth.
-  void* get(size_t bytes) {
-    if (bytes > cap) {
-      std::free(p);
-      cap = (bytes + 4095) & ~size_t(4095);
-      p = std::aligned_alloc(64, cap);
-      if (!p) throw std::bad_alloc();
-    }
-    return p;
-  }
-};
 
 // W packed once for Kern: K block kb holds n_panels panels of
 // panel_elems(kc of that block) each; only the last block is shorter than kKC,
@@ -98,7 +83,7 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
       m_end = std::min(M, tiles * (tid + 1) / T * MR);
     }
     if (p0 >= p1 || m_begin >= m_end) return;
-    thread_local AlignedBuf buf;
+    thread_local ScratchBuffer buf;
     const size_t pe = Kern::panel_elems(Kern::kKC);
     PackT* pack = prepacked ? nullptr : static_cast<PackT*>(buf.get(pe * Kern::kNCPanels * sizeof(PackT)));
     for (int64_t jc = p0; jc < p1; jc += Kern::kNCPanels) {

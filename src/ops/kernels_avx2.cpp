@@ -177,7 +177,7 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
   }
   const float* a = x;
   if (c == Compute::kBF16) {
-    thread_local AlignedBuf xbuf;  // rounded activations, reused across calls
+    thread_local ScratchBuffer xbuf;  // rounded activations, reused across calls
     float* xr = static_cast<float*>(xbuf.get(size_t(M * K) * 4));
     round_rows(x, M * K, xr, pool);
     a = xr;

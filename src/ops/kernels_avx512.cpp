@@ -372,7 +372,7 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
       for (int64_t n = 0; n < N; n++) y[m * N + n] = bias ? bias[n] : 0.f;
     return;
   }
-  thread_local AlignedBuf xbuf;  // converted activations, reused across calls
+  thread_local ScratchBuffer xbuf;  // converted activations, reused across calls
   if (c == Compute::kBF16 && (w.dtype == DType::kBF16 || quant_gemm)) {
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));

@@ -31,8 +31,10 @@ bool parse_compute(const std::string& s, Compute* out);
 
 // A Linear weight as stored (usually a view into the mmapped checkpoint).
 // Quantized formats extend DType handling in the kernels, not the model:
-// DType::kQ8_0 (ggml blocks, rows of K/32 blocks) runs the int8 matmul of
-// ops/quant.h in every table and both compute modes.
+// DType::kQ8_0 / kQ4_0 (ggml blocks, rows of K/32 blocks) run the int8 matmul
+// of ops/quant.h in f32 mode and, in bf16 mode, for few rows (decode); in bf16
+// mode prompt-sized M dequantizes the weight to bf16 while packing and runs
+// the bf16 GEMM instead.
 struct Weight {
   DType dtype = DType::kF32;
   int64_t rows = 0;  // N (output features)

@@ -319,7 +319,7 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   const Split s(w);
   const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
   if (!packed || w.packed_tag != (s.q4 ? kPackedQ4Tag : kPackedQ8Tag)) {
-    thread_local AlignedBuf buf;  // not prepared: split per call
+    thread_local ScratchBuffer buf;  // not prepared: split per call
     uint8_t* dst = static_cast<uint8_t*>(buf.get(s.bytes));
     pool.parallel_for(s.groups, [&](int64_t g0, int64_t g1, int) { pack_split(w, s, dst, g0, g1); }, 16);
     packed = dst;

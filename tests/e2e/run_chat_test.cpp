@@ -67,6 +67,20 @@ TEST_F(RunChat, BenchReportsFiguresAndQuality) {
       EXPECT_GT(j.at(k).get<double>(), 0.0) << k;
     for (const char* k : {"mem_gbs", "bf16_gflops", "int8_gops"}) EXPECT_GT(j.at("roofline").at(k).get<double>(), 0.0);
     for (const char* k : {"vision", "prefill", "decode"}) EXPECT_GT(j.at("fraction").at(k).get<double>(), 0.0);
+    // 1, 4 and 8 sequences stepped together; a step of more rows reads more
+    // distinct experts, but never more than one pass per row would.
+    const auto& b = j.at("decode_batched");
+    ASSERT_EQ(b.size(), 3u);
+    for (size_t i = 0; i < b.size(); i++) {
+      EXPECT_EQ(b[i].at("sequences").get<int>(), std::vector<int>{1, 4, 8}[i]);
+      EXPECT_GT(b[i].at("tok_s").get<double>(), 0.0);
+      if (i > 0) {
+        const double w0 = b[0].at("weight_bytes_per_step").get<double>(), wi = b[i].at("weight_bytes_per_step").get<double>();
+        EXPECT_GE(wi, w0);
+        EXPECT_LT(wi, w0 * b[i].at("sequences").get<int>());
+      }
+    }
+    EXPECT_EQ(b[0].at("tok_s").get<double>(), j.at("decode_tok_s").get<double>());
     const auto& q = j.at("quality");
     EXPECT_EQ(q.at("tokens").get<int>(), 64);
     if (m == q4) {
@@ -121,20 +135,21 @@ TEST_F(RunChat, GroundRunsTheModelAndPrintsWellFormedJson) {
 
 TEST_F(RunChat, BadInputGivesOneClearLine) {
   auto missing = test::run_command(cmd("run" + model() + " --image /nonexistent.png -p hi -n 1"));
-  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(missing.exit_code, 1) << "invalid input";
   EXPECT_NE(missing.err.find("/nonexistent.png"), std::string::npos) << missing.err;
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
 
   auto ctx = test::run_command(cmd("run" + model() + " --image " + demo() + " -p hi -n 1 -c 200"));
-  EXPECT_NE(ctx.exit_code, 0);
+  EXPECT_EQ(ctx.exit_code, 3) << "too long: " << ctx.err;
   EXPECT_NE(ctx.err.find("context"), std::string::npos) << ctx.err;
+  EXPECT_EQ(ctx.err.find("--ctx"), std::string::npos) << "library messages name the limit, not a flag: " << ctx.err;
 
   std::string broken = test::temp_dir("broken_tok");
   for (const char* f : {"config.json", "processor_config.json", "model.safetensors"})
     write_file(broken + "/" + f, read_file(*dir_ + "/" + f));
   write_file(broken + "/tokenizer.json", "{\"model\": 42");
   auto tok = test::run_command(cmd("run -m " + broken + " -p hi -n 1"));
-  EXPECT_NE(tok.exit_code, 0);
+  EXPECT_EQ(tok.exit_code, 1);
   EXPECT_NE(tok.err.find("tokenizer.json"), std::string::npos) << tok.err;
   EXPECT_EQ(std::count(tok.err.begin(), tok.err.end(), '\n'), 1) << tok.err;
 }
