@@ -72,7 +72,7 @@ TEST_F(RunChat, BenchReportsFiguresAndQuality) {
     const auto& b = j.at("decode_batched");
     ASSERT_EQ(b.size(), 3u);
     for (size_t i = 0; i < b.size(); i++) {
-      EXPECT_EQ(b[i].at("sequences").get<int>(), std::vector<int>{1, 4, 8}[i]);
+      EXPECT_EQ(b[i].at("sequences").get<int>(), (std::vector<int>{1, 4, 8}[i]));
       EXPECT_GT(b[i].at("tok_s").get<double>(), 0.0);
       if (i > 0) {
         const double w0 = b[0].at("weight_bytes_per_step").get<double>(), wi = b[i].at("weight_bytes_per_step").get<double>();
