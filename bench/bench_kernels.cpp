@@ -22,10 +22,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -66,10 +66,9 @@ double time_best(const std::function<void()>& fn, double budget_s = 0.4, int max
 }
 
 std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
+  Rng rng(seed);
   std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
+  for (auto& x : v) x = float(rng.normal(0.0, 1.0));
   return v;
 }
 

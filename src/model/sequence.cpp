@@ -52,6 +52,15 @@ void Sequence::set_prompt(const float* embeds, int T, int64_t hidden) {
   t_start_ = now_s();
 }
 
+void Sequence::start_from_logits(const float* logits, int vocab) {
+  prompt_.clear();
+  prompt_rows_ = prompt_done_ = 0;
+  result_ = {};
+  t_start_ = now_s();
+  wants_logits_ = true;
+  accept_logits(logits, vocab);
+}
+
 int Sequence::add_rows(Batch& b, int max_rows) {
   wants_logits_ = false;
   if (done()) return 0;

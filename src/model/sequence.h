@@ -67,6 +67,10 @@ class Sequence {
   // The prompt rows to prefill after what the cache holds: embeddings
   // [T, hidden] (copied). Errors: kTooLong when they do not fit the cache.
   void set_prompt(const float* embeds, int T, int64_t hidden);
+  // Or: the prompt is already in the cache (run by the caller, e.g. for its
+  // logits at every position, or shared from a prefix cache) and `logits` are
+  // its last position's; the first token is sampled from them now.
+  void start_from_logits(const float* logits, int vocab);
 
   bool done() const { return result_.finish != FinishReason::kNone; }
   int pending_prompt_rows() const { return prompt_rows_ - prompt_done_; }

@@ -10,10 +10,10 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "command.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "model/cost.h"
 #include "model/sequence.h"
 #include "model/vl_model.h"
@@ -96,10 +96,10 @@ Image test_image(int w, int h) {
 }
 
 std::vector<int32_t> random_text_ids(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> d(1000, std::max(1001, std::min(vocab, 100000) - 1));
+  Rng rng(seed);
+  const int hi = std::max(1001, std::min(vocab, 100000) - 1);
   std::vector<int32_t> ids(static_cast<size_t>(n));
-  for (auto& t : ids) t = d(rng);
+  for (auto& t : ids) t = rng.randint(1000, hi);
   return ids;
 }
 

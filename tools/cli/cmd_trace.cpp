@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "io/safetensors.h"
+#include "model/sequence.h"
 #include "model/vl_model.h"
 #include "sample/sampler.h"
 
@@ -74,18 +75,20 @@ int run_trace(const TraceOptions& o) {
   // so generated_step_logits[0] == logits[-1] as in the official KV-cache path.
   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kAll);
   const int64_t vocab = logits.dim(1);
-  std::vector<int32_t> generated;
-  Tensor step_logits = Tensor::f32({int64_t(o.steps), vocab});
-  std::vector<float> cur(logits.f32() + int64_t(T - 1) * vocab, logits.f32() + int64_t(T) * vocab);
-  for (int i = 0; i < o.steps; i++) {
-    std::copy(cur.begin(), cur.end(), step_logits.f32() + int64_t(i) * vocab);
-    int next = argmax(cur.data(), int(vocab));
-    generated.push_back(next);
-    if (i + 1 == o.steps) break;
-    Tensor e = lm.embed(std::vector<int>{next});
-    Tensor l = lm.forward(e.f32(), 1, cache, ops, LogitsMode::kLast);
-    cur.assign(l.f32(), l.f32() + vocab);
+  // Greedy steps through the shipped generation step (no tokenizer: no stops).
+  GenerateRequest req;
+  req.max_new_tokens = o.steps;
+  Sequence seq(nullptr, cache, req);
+  std::vector<float> steps;
+  seq.set_logits_observer([&](const float* l, int v) { steps.insert(steps.end(), l, l + v); });
+  seq.start_from_logits(logits.f32() + int64_t(T - 1) * vocab, int(vocab));
+  Sequence* one[] = {&seq};
+  while (step_sequences(lm, one, ops) > 0) {
   }
+  const std::vector<int32_t>& generated = seq.result().ids;
+  DSVL2_CHECK(int(generated.size()) == o.steps, "trace: %zu of %d steps", generated.size(), o.steps);
+  Tensor step_logits = Tensor::f32({int64_t(o.steps), vocab});
+  std::copy(steps.begin(), steps.end(), step_logits.f32());
 
   std::vector<std::pair<std::string, const Tensor*>> out;
   Tensor input_ids = i64_tensor(ids);
