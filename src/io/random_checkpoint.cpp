@@ -123,11 +123,8 @@ ojson vl_config(const ojson& language, int n_embed, int vision_layers, int visio
 
 // splitmix64 (core/rng.h) is counter-based, so any block can be produced alone.
 
-enum class Fill { kOnes, kZeros, kNormal, kUniform };
-struct Init {
-  Fill fill;
-  float scale;  // std for kNormal, half-width for kUniform
-};
+using Fill = RandomFill;
+using Init = RandomInit;
 
 bool ends_with(const std::string& s, const char* suf) {
   size_t n = std::char_traits<char>::length(suf);
@@ -160,9 +157,13 @@ Init init_for(const TensorSpec& s, const VLConfig& cfg) {
 constexpr int64_t kBlock = 1 << 16;  // elements per PRNG stream
 static_assert(kBlock == kRandomBlock, "the header promises this block size");
 
-// Fills out[0, count) with elements [first, first+count) of tensor `index`.
-// first is a multiple of kBlock.
-void fill_block(uint16_t* out, int64_t count, uint64_t seed, uint64_t index, int64_t first, Init init) {
+std::string shard_name(int i, int n) { return strformat("model-%05d-of-%05d.safetensors", i + 1, n); }
+
+}  // namespace
+
+// One PRNG block: out[0, count) = elements [first, first+count) of `stream`,
+// first a multiple of kBlock and count at most kBlock.
+static void fill_block(uint16_t* out, int64_t count, uint64_t seed, uint64_t index, int64_t first, Init init) {
   if (init.fill == Fill::kOnes || init.fill == Fill::kZeros) {
     std::fill(out, out + count, f32_to_bf16(init.fill == Fill::kOnes ? 1.f : 0.f));
     return;
@@ -172,7 +173,7 @@ void fill_block(uint16_t* out, int64_t count, uint64_t seed, uint64_t index, int
     const float k = init.scale / float(1ull << 23);
     for (int64_t i = 0; i < count; i++) {
       uint64_t r = splitmix64(state++);
-      out[i] = f32_to_bf16(float(int64_t(r >> 40) - (1 << 23)) * k);
+      out[i] = f32_to_bf16(init.offset + float(int64_t(r >> 40) - (1 << 23)) * k);
     }
     return;
   }
@@ -182,13 +183,15 @@ void fill_block(uint16_t* out, int64_t count, uint64_t seed, uint64_t index, int
   for (int64_t i = 0; i < count; i++) {
     uint64_t r = splitmix64(state++);
     int64_t sum = int64_t(r & 0xffff) + int64_t((r >> 16) & 0xffff) + int64_t((r >> 32) & 0xffff) + int64_t(r >> 48);
-    out[i] = f32_to_bf16(float(sum - 131070) * k);
+    out[i] = f32_to_bf16(init.offset + float(sum - 131070) * k);
   }
 }
 
-std::string shard_name(int i, int n) { return strformat("model-%05d-of-%05d.safetensors", i + 1, n); }
-
-}  // namespace
+void fill_random_bf16(uint16_t* out, int64_t count, uint64_t seed, uint64_t stream, int64_t first, RandomInit init) {
+  DSVL2_CHECK(first % kBlock == 0, "fill_random_bf16: first %lld is not block-aligned", (long long)first);
+  for (int64_t off = 0; off < count; off += kBlock)
+    fill_block(out + off, std::min(kBlock, count - off), seed, stream, first + off, init);
+}
 
 const std::vector<std::string>& preset_names() {
   static const std::vector<std::string> names = {"tiny", "small", "base", "test", "tiny-test"};

@@ -50,6 +50,22 @@ constexpr int64_t kRandomBlock = 1 << 16;
 void random_tensor_chunk(const VLConfig& cfg, const TensorSpec& spec, uint64_t index, uint64_t seed, int64_t first,
                          int64_t count, uint16_t* out, ThreadPool* pool);
 
+// The one random-weight generator, shared by the checkpoint writer and the
+// in-memory RandomWeights of tests and benchmarks: BF16 values from
+// counter-based splitmix64 streams (core/rng.h), one stream per kRandomBlock
+// elements, so any block of any tensor can be made alone. kNormal is
+// Irwin-Hall(4) scaled to std `scale` (bounded at 3.46 std); kUniform is
+// U(-scale, scale); both plus `offset`.
+enum class RandomFill { kOnes, kZeros, kNormal, kUniform };
+struct RandomInit {
+  RandomFill fill;
+  float scale = 0;  // std for kNormal, half-width for kUniform
+  float offset = 0;
+};
+// out[0, count) = elements [first, first + count) of `stream` under `init`;
+// first a multiple of kRandomBlock.
+void fill_random_bf16(uint16_t* out, int64_t count, uint64_t seed, uint64_t stream, int64_t first, RandomInit init);
+
 RandomCheckpointStats write_random_checkpoint(const std::string& dir, const std::string& config_json,
                                               const RandomCheckpointOptions& opt = {});
 

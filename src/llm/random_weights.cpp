@@ -3,24 +3,22 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/random_checkpoint.h"
 
 namespace dsvl2 {
 
 namespace {
 
-// U(-1, 1) from the i-th value of splitmix64's sequence from `seed`.
-float uniform_pm1(uint64_t seed, int64_t i) {
-  return float(splitmix64(seed + uint64_t(i) * 0x9e3779b97f4a7c15ull) >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f;
-}
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
-void fill_bf16(uint16_t* p, int64_t n, float amp, float offset, uint64_t seed) {
-  for (int64_t i = 0; i < n; i++) p[i] = f32_to_bf16(offset + amp * uniform_pm1(seed, i));
+// The checkpoints' generator (io/random_checkpoint.h), uniform here: tests
+// want bounded weights and norm gains that are not exactly one.
+void fill_bf16(uint16_t* p, int64_t n, float amp, float offset, uint64_t seed, uint64_t stream) {
+  fill_random_bf16(p, n, seed, stream, 0, {RandomFill::kUniform, amp, offset});
 }
 
 }  // namespace
@@ -32,7 +30,7 @@ WeightSource RandomWeights::source() {
 }
 
 TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
-  const uint64_t seed = seed_ * 0x9e3779b97f4a7c15ull ^ std::hash<std::string>{}(name);
+  const uint64_t stream = hash_string(name);  // portable, unlike std::hash
   if (auto it = owned_.find(name); it != owned_.end()) {  // asked again: same bytes, views stay valid
     DSVL2_REQUIRE(it->second.shape() == shape, "random weights: %s requested as %s and %s", name.c_str(),
                   shape_str(it->second.shape()).c_str(), shape_str(shape).c_str());
@@ -45,7 +43,7 @@ TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
     float amp = 0.1f, offset = 1.f;
     if (contains(name, "bias")) amp = 0.3f, offset = 0.f;
     Tensor& t = owned_[name] = Tensor(DType::kBF16, shape);
-    fill_bf16(t.as<uint16_t>(), n, amp, offset, seed);
+    fill_bf16(t.as<uint16_t>(), n, amp, offset, seed_, stream);
     return t.view();
   }
   DSVL2_REQUIRE(shape.size() == 2, "random weights: %s must be 1-D or 2-D", name.c_str());
@@ -56,7 +54,7 @@ TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
   const float amp = stdv * std::sqrt(3.f);  // U(-a, a) has std a / sqrt(3)
   if (pool_bytes_ == 0) {
     Tensor& t = owned_[name] = Tensor(DType::kBF16, shape);
-    fill_bf16(t.as<uint16_t>(), n, amp, 0.f, seed);
+    fill_bf16(t.as<uint16_t>(), n, amp, 0.f, seed_, stream);
     return t.view();
   }
   if (!pool_.data()) {
@@ -65,7 +63,7 @@ TensorView RandomWeights::make(const std::string& name, const Shape& shape) {
     pool_ = Tensor(DType::kBF16, {int64_t(pool_bytes_ / 2)});
     const int64_t block = std::min<int64_t>(pool_.numel(), int64_t(1) << 21);
     uint16_t* p = pool_.as<uint16_t>();
-    fill_bf16(p, block, 0.04f, 0.f, seed_);
+    fill_bf16(p, block, 0.04f, 0.f, seed_, 0);
     for (int64_t i = block; i < pool_.numel(); i += block)
       std::memcpy(p + i, p, size_t(std::min(block, pool_.numel() - i)) * 2);
   }
