@@ -11,7 +11,10 @@ namespace dsvl2 {
 
 class Arena {
  public:
-  explicit Arena(size_t bytes);  // throws Error when the mapping fails
+  // throws Error (kOutOfResources) when the mapping fails. huge_pages asks
+  // for transparent huge pages (weights); without it memory is committed 4 KiB
+  // at a time as it is written (KV caches, which fill position by position).
+  explicit Arena(size_t bytes, bool huge_pages = true);
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;

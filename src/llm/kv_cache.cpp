@@ -24,7 +24,7 @@ KVCache::KVCache(const LanguageConfig& c, int context) {
   k_width_ = k_width_of(c);
   v_width_ = v_width_of(c);
   bytes_ = bytes_for(c, context_);
-  mem_ = std::make_unique<Arena>(bytes_);
+  mem_ = std::make_unique<Arena>(bytes_, /*huge_pages=*/false);
   k_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(k_width_) * sizeof(float)));
   if (v_width_ > 0)
     v_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(v_width_) * sizeof(float)));

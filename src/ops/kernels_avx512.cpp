@@ -255,11 +255,11 @@ struct KernBF16Quant : KernBF16 {
   // layout when the weight was prepared: its file pages may be gone), then
   // packs them as KernBF16 packs a BF16 weight.
   static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
-    thread_local std::vector<uint16_t> tmp;
-    tmp.resize(size_t(kNR * kc));
+    thread_local ScratchBuffer buf;
+    auto* tmp = static_cast<uint16_t*>(buf.get(size_t(kNR * kc) * sizeof(uint16_t)));
     const int64_t rows = std::min<int64_t>(kNR, w.rows - n0);
-    avx512::dequantize_bf16(w, n0, rows, k0 / kQ8Block, kc / kQ8Block, tmp.data(), kc);
-    const Weight block{DType::kBF16, rows, kc, tmp.data()};
+    avx512::dequantize_bf16(w, n0, rows, k0 / kQ8Block, kc / kQ8Block, tmp, kc);
+    const Weight block{DType::kBF16, rows, kc, tmp};
     KernBF16::pack(block, 0, 0, kc, dst);
   }
 };
