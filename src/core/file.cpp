@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
@@ -25,14 +26,14 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, std::string_view bytes) {
-  // A temporary name in the same folder, renamed over `path` once complete:
-  // a reader or a crash sees the old file or the new one, never a torn one.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                          std::to_string(reinterpret_cast<uintptr_t>(&bytes) & 0xffffff);
+  // A temporary name in the same folder, renamed over `path` once complete
+  // and synced (the folder too): a reader or a crash sees the old file or the
+  // new one, never a torn one. The name is unique per process and call.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(strformat("%s: cannot create: %s", path.c_str(), std::strerror(errno)));
-  auto fail = [&](const char* what) {
-    const int e = errno;
+  auto fail = [&](const char* what, int e) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw Error(strformat("%s: %s: %s", path.c_str(), what, std::strerror(e)),
@@ -42,10 +43,11 @@ void write_file(const std::string& path, std::string_view bytes) {
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("write error");
+    if (n < 0) fail("write error", errno);
+    if (n == 0) fail("write error", EIO);
     done += size_t(n);
   }
-  if (::fsync(fd) != 0) fail("write error");
+  if (::fsync(fd) != 0) fail("write error", errno);
   if (::close(fd) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
@@ -55,6 +57,13 @@ void write_file(const std::string& path, std::string_view bytes) {
     const int e = errno;
     ::unlink(tmp.c_str());
     throw Error(strformat("%s: cannot replace: %s", path.c_str(), std::strerror(e)));
+  }
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int dfd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // the rename itself reaches the disk
+    ::close(dfd);
   }
 }
 

@@ -19,7 +19,7 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// 64-bit hash of bytes (FNV-1a, then mixed): content keys such as an image's
+// 64-bit hash of bytes (each 8-byte word mixed by splitmix64): content keys such as an image's
 // pixels for prefix reuse, or a record's key for its random stream.
 uint64_t hash_bytes(const void* data, size_t n, uint64_t seed = 0);
 inline uint64_t hash_string(std::string_view s, uint64_t seed = 0) { return hash_bytes(s.data(), s.size(), seed); }

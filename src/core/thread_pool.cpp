@@ -20,14 +20,17 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
-// The pool whose job this thread is running (workers while in a job, the
-// caller during run_on_all): a call back into it runs inline.
-thread_local const ThreadPool* tl_job_pool = nullptr;
+// The pools whose jobs this thread is running, innermost first (workers while
+// in a job, the caller during run_on_all), as a chain of scopes on the stack:
+// a call back into any of them runs inline, even through another pool's job.
+struct JobScope;
+thread_local const JobScope* tl_scope = nullptr;
 
 struct JobScope {
-  const ThreadPool* saved;
-  explicit JobScope(const ThreadPool* p) : saved(tl_job_pool) { tl_job_pool = p; }
-  ~JobScope() { tl_job_pool = saved; }
+  const ThreadPool* pool;
+  const JobScope* outer;
+  explicit JobScope(const ThreadPool* p) : pool(p), outer(tl_scope) { tl_scope = this; }
+  ~JobScope() { tl_scope = outer; }
 };
 
 // About 20-50 microseconds of polling before a thread sleeps.
@@ -67,7 +70,11 @@ void ThreadPool::worker(int index) {
   }
 }
 
-bool ThreadPool::in_job() const { return tl_job_pool == this; }
+bool ThreadPool::in_job() const {
+  for (const JobScope* s = tl_scope; s; s = s->outer)
+    if (s->pool == this) return true;
+  return false;
+}
 
 void ThreadPool::keep_error(std::exception_ptr e) {
   std::lock_guard<std::mutex> lk(error_mu_);

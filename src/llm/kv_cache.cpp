@@ -24,10 +24,12 @@ KVCache::KVCache(const LanguageConfig& c, int context) {
   k_width_ = k_width_of(c);
   v_width_ = v_width_of(c);
   bytes_ = bytes_for(c, context_);
-  mem_ = std::make_unique<Arena>(bytes_, /*huge_pages=*/false);
-  k_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(k_width_) * sizeof(float)));
-  if (v_width_ > 0)
-    v_ = static_cast<float*>(mem_->take(size_t(layers_) * size_t(context_) * size_t(v_width_) * sizeof(float)));
+  const size_t k_bytes = size_t(layers_) * size_t(context_) * size_t(k_width_) * sizeof(float);
+  const size_t v_bytes = size_t(layers_) * size_t(context_) * size_t(v_width_) * sizeof(float);
+  auto aligned = [](size_t n) { return (n + 63) & ~size_t(63); };  // Arena::take's alignment
+  mem_ = std::make_unique<Arena>(aligned(k_bytes) + aligned(v_bytes), /*huge_pages=*/false);
+  k_ = static_cast<float*>(mem_->take(k_bytes));
+  if (v_bytes > 0) v_ = static_cast<float*>(mem_->take(v_bytes));
 }
 
 void KVCache::truncate(int n) {

@@ -10,6 +10,7 @@ GenerateResult generate(const LanguageModel& lm, const Tokenizer& tok, const flo
   Sequence* one[] = {&seq};
   while (step_sequences(lm, one, ops, req.prefill_chunk) > 0) {
   }
+  if (seq.error()) std::rethrow_exception(seq.error());  // one request: its callback's error is the caller's
   return seq.take_result();
 }
 

@@ -20,6 +20,7 @@ const char* finish_reason_name(FinishReason r) {
     case FinishReason::kGuard: return "stop";
     case FinishReason::kMaxTokens:
     case FinishReason::kContext: return "length";
+    case FinishReason::kError: return "error";
   }
   return "";
 }
@@ -62,7 +63,11 @@ void Sequence::start_from_logits(const float* logits, int vocab) {
 }
 
 int Sequence::add_rows(Batch& b, int max_rows) {
+  // Staged only: the sequence changes in commit_rows(), after the forward
+  // succeeded, so a failed step leaves it as it was (and can be retried).
   wants_logits_ = false;
+  staged_prompt_rows_ = 0;
+  staged_token_ = -1;
   if (done()) return 0;
   if (prompt_done_ < prompt_rows_) {
     const int n = std::min(max_rows, prompt_rows_ - prompt_done_);
@@ -70,23 +75,39 @@ int Sequence::add_rows(Batch& b, int max_rows) {
     wants_logits_ = prompt_done_ + n == prompt_rows_;
     b.add_embeddings(b.add_sequence(cache_), prompt_.data() + int64_t(prompt_done_) * hidden_, n, cache_.length(),
                      wants_logits_);
-    prompt_done_ += n;
-    if (wants_logits_) std::vector<float>().swap(prompt_);  // all rows are in the batch now
+    staged_prompt_rows_ = n;
     return n;
   }
-  DSVL2_CHECK(next_token_ >= 0, "sequence: nothing to run (no prompt set)");
+  if (next_token_ < 0) DSVL2_FAIL_KIND(kInternal, "sequence: nothing to run (no prompt was set)");
   b.add_token(b.add_sequence(cache_), next_token_, cache_.length(), true);
-  result_.fed_ids.push_back(next_token_);
-  next_token_ = -1;
+  staged_token_ = next_token_;
   wants_logits_ = true;
   return 1;
+}
+
+void Sequence::commit_rows() {
+  if (staged_prompt_rows_ > 0) {
+    prompt_done_ += staged_prompt_rows_;
+    if (prompt_done_ == prompt_rows_) std::vector<float>().swap(prompt_);  // every row is in the cache now
+  }
+  if (staged_token_ >= 0) {
+    result_.fed_ids.push_back(staged_token_);
+    next_token_ = -1;
+  }
+  staged_prompt_rows_ = 0;
+  staged_token_ = -1;
+}
+
+void Sequence::fail(std::exception_ptr e) {
+  error_ = std::move(e);
+  finish(FinishReason::kError);
 }
 
 void Sequence::finish(FinishReason r) {
   result_.finish = r;
   result_.finish_reason = finish_reason_name(r);
   // A stop string or the guard ended the text: what is held back is dropped.
-  if (decoder_ && r != FinishReason::kStopString && r != FinishReason::kGuard) {
+  if (decoder_ && r != FinishReason::kStopString && r != FinishReason::kGuard && r != FinishReason::kError) {
     bool stopped = false;
     std::string tail = stops_.feed(decoder_->flush(), &stopped) + stops_.flush();
     result_.text += tail;
@@ -123,6 +144,7 @@ void Sequence::accept_logits(const float* logits, int vocab) {
 }
 
 int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, const Ops& ops, int max_rows) {
+  DSVL2_REQUIRE(max_rows >= 1, "a step needs room for at least one row, not %d", max_rows);
   Batch b(lm.config().hidden_size);
   std::vector<Sequence*> in_batch;
   // Decode rows first (one each, never starved), then prompt chunks share
@@ -137,17 +159,27 @@ int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, con
       if (n > 0) in_batch.push_back(s);
     }
   if (b.rows() > 0) {
+    // A failed forward touches no cache and no sequence: the error goes to
+    // the caller and the same step can be tried again.
     Tensor logits = lm.forward(b, ops);
-    const int vocab = lm.config().vocab_size;
+    for (Sequence* s : in_batch) s->commit_rows();
     // Each sequence's rows are contiguous and at most its last wants logits,
-    // so logits rows come in the order the sequences were added.
-    int l = 0;
-    const auto& rows = b.row_list();
+    // so logits rows come in the order the sequences were added. A callback
+    // that throws (on_text, the guard) ends its own sequence only.
+    const int vocab = lm.config().vocab_size;
     std::vector<char> seq_has_logits(size_t(b.sequences()), 0);
-    for (const BatchRow& r : rows)
+    for (const BatchRow& r : b.row_list())
       if (r.logits) seq_has_logits[size_t(r.seq)] = 1;
-    for (size_t i = 0; i < in_batch.size(); i++)
-      if (seq_has_logits[i]) in_batch[i]->accept_logits(logits.f32() + int64_t(l++) * vocab, vocab);
+    int l = 0;
+    for (size_t i = 0; i < in_batch.size(); i++) {
+      if (!seq_has_logits[i]) continue;
+      try {
+        in_batch[i]->accept_logits(logits.f32() + int64_t(l) * vocab, vocab);
+      } catch (...) {
+        in_batch[i]->fail(std::current_exception());
+      }
+      l++;
+    }
   }
   int running = 0;
   for (Sequence* s : seqs) running += !s->done();

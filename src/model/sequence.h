@@ -10,6 +10,7 @@
 //   std::vector<Sequence*> live = {&a, &b};
 //   while (step_sequences(lm, live, ops) > 0) {}
 #pragma once
+#include <exception>
 #include <functional>
 #include <optional>
 #include <span>
@@ -30,8 +31,10 @@ enum class FinishReason {
   kGuard,       // the guard stopped it (e.g. the grounding runaway guard)
   kMaxTokens,   // max_new_tokens reached
   kContext,     // the KV cache is full
+  kError,       // a callback (on_text, the guard) threw: error() holds it
 };
-// OpenAI's finish_reason: "stop" (EOS, stop string, guard) or "length".
+// OpenAI's finish_reason: "stop" (EOS, stop string, guard) or "length";
+// "error" for kError.
 const char* finish_reason_name(FinishReason r);
 
 struct GenerateRequest {
@@ -80,9 +83,16 @@ class Sequence {
   // Sees every logits row a token is sampled from (before sampling).
   void set_logits_observer(std::function<void(const float*, int)> f) { on_logits_ = std::move(f); }
 
+  // Why it ended with kError (null otherwise).
+  std::exception_ptr error() const { return error_; }
+
   // Adds this sequence's rows for the next step: up to `max_rows` prompt
-  // rows, or its one decode row. Returns the rows added (0 when done).
+  // rows, or its one decode row. Returns the rows added (0 when done). The
+  // sequence itself changes only in commit_rows(), once the forward ran.
   int add_rows(Batch& b, int max_rows);
+  void commit_rows();
+  // Ends the sequence with kError (a callback of its own threw).
+  void fail(std::exception_ptr e);
   // Takes the logits row of this sequence's last added row, if it asked for
   // one: samples, streams text, checks the stops.
   void accept_logits(const float* logits, int vocab);
@@ -101,6 +111,8 @@ class Sequence {
   int prompt_rows_ = 0, prompt_done_ = 0;
   int64_t hidden_ = 0;
   int next_token_ = -1;   // sampled, to be fed at the next step
+  int staged_prompt_rows_ = 0, staged_token_ = -1;  // in the batch being run
+  std::exception_ptr error_;
   bool wants_logits_ = false;
   double t_start_ = 0, t_first_ = 0;
   GenerateResult result_;
@@ -108,7 +120,9 @@ class Sequence {
 
 // Advances every unfinished sequence by one step in one batched forward:
 // prompt chunks (at most max_rows rows in all, shared in turn) and decode
-// rows. Returns the number of sequences still running.
+// rows. Returns the number of sequences still running. When the forward
+// fails, it throws and no sequence or cache has changed; a sequence whose own
+// callback throws ends with kError and the others go on.
 int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, const Ops& ops,
                    int max_rows = kDefaultPrefillChunk);
 

@@ -17,6 +17,9 @@ VisionEncoding::VisionEncoding(const VisionModel& model, Tensor pixel_values, Te
 
 bool VisionEncoding::advance(const Ops& ops, int max_blocks) {
   if (finished_) return true;
+  // A block that threw may have changed the activations: no retry from there.
+  if (failed_) DSVL2_FAIL_KIND(kInternal, "vision encoding: an earlier step failed; start a new encoding");
+  failed_ = true;  // until this step completes
   if (!started_) {
     n_tiles_ = model_.tower.embed_patches(pixels_, ops, scratch_);
     started_ = true;
@@ -31,6 +34,7 @@ bool VisionEncoding::advance(const Ops& ops, int max_blocks) {
     pixels_ = Tensor{};
     finished_ = true;
   }
+  failed_ = false;
   return finished_;
 }
 

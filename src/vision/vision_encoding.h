@@ -22,6 +22,7 @@ class VisionEncoding {
   int blocks_done() const { return done_; }
   bool done() const { return finished_; }
   // Runs up to `max_blocks` more blocks (at least one). Returns done().
+  // After a step threw, the encoding is spent: further calls are errors.
   bool advance(const Ops& ops, int max_blocks);
   // The image tokens [N, n_embed] in prompt order, once done().
   Tensor take_tokens();
@@ -34,7 +35,7 @@ class VisionEncoding {
   VisionScratch scratch_;
   int64_t n_tiles_ = 0;
   int done_ = 0;
-  bool started_ = false, finished_ = false;
+  bool started_ = false, finished_ = false, failed_ = false;
   Tensor tokens_;
 };
 

@@ -103,6 +103,14 @@ TEST(ThreadPool, NestedCallsRunInline) {
   std::atomic<int> ran{0};
   pool.run_on_all([&](int) { pool.run_on_all([&](int) { ran++; }); });
   EXPECT_EQ(ran.load(), 4);
+  // Through another pool's job (as the MoE runs experts on a one-thread
+  // pool inside a job of the main one): still inline, no self-deadlock.
+  std::atomic<int> deep{0};
+  pool.run_on_all([&](int) {
+    ThreadPool solo(1);
+    solo.run_on_all([&](int) { pool.parallel_for(3, [&](int64_t b, int64_t e, int) { deep += int(e - b); }); });
+  });
+  EXPECT_EQ(deep.load(), 6);
 }
 
 // Several threads sharing one pool (a server's request threads) get their

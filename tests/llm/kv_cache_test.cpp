@@ -50,5 +50,26 @@ TEST(KVCachePool, AdmitsWithinTheBudgetAndReturnsBytes) {
   EXPECT_FALSE(b->can_grow(101));
 }
 
+// Small MHA shapes whose k and v blocks are not multiples of 64 bytes: both
+// fit the cache's reservation.
+TEST(KVCache, OddSizesFit) {
+  LanguageConfig L;
+  L.use_mla = false;
+  L.num_hidden_layers = 1;
+  L.hidden_size = 8;
+  L.num_attention_heads = 1;
+  L.num_key_value_heads = 1;
+  L.max_position_embeddings = 16;
+  for (int ctx : {1, 3, 16}) {
+    KVCache c(L, ctx);
+    for (int p = 0; p < ctx; p++) {
+      c.k_row(0, p)[7] = float(p);
+      c.v_row(0, p)[7] = float(-p);
+    }
+    EXPECT_EQ(c.v_row(0, ctx - 1)[7], float(1 - ctx));
+    EXPECT_EQ(c.bytes(), KVCache::bytes_for(L, ctx));
+  }
+}
+
 }  // namespace
 }  // namespace dsvl2

@@ -27,6 +27,11 @@ TEST(PrefixKeys, ImagesWithEqualIdsGetDifferentKeys) {
   EXPECT_NE(ha, hb);
   EXPECT_NE(image_content_hash(solid(24, 32, 10)), ha) << "same bytes, other size";
   EXPECT_NE(image_content_hash(a, 1), ha) << "another encoding variant";
+  // Differences in the top bit of two words must not cancel.
+  Image c = solid(32, 24, 10);
+  c.rgb[7] ^= 0x80;
+  c.rgb[15] ^= 0x80;
+  EXPECT_NE(image_content_hash(c), ha);
   const uint64_t ka[] = {ha}, kb[] = {hb};
   auto keys_a = prefix_keys(p, ka), keys_b = prefix_keys(p, kb), keys_a2 = prefix_keys(p, ka);
   EXPECT_EQ(common_prefix(keys_a, keys_b), 2u) << "reuse must stop at the first image position";

@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <stdexcept>
 
+#include "core/error.h"
 #include "core/file.h"
 #include "io/random_checkpoint.h"
 #include "model/generate.h"
@@ -117,6 +119,53 @@ TEST_F(SequenceStep, SteppedTogetherEqualsEachAlone) {
     EXPECT_EQ(got.finish, alone[i].finish) << "request " << i;
     EXPECT_EQ(caches[i]->length(), got.prompt_tokens + int(got.fed_ids.size())) << "request " << i;
   }
+}
+
+// A step whose forward fails changes nothing: here two sequences share one
+// cache (refused by the batch), then run one after the other they finish
+// normally. A sequence whose own callback throws ends with kError alone.
+TEST_F(SequenceStep, FailuresStayWithTheirStepOrSequence) {
+  ThreadPool pool(2);
+  Ops ops{&kernels_best(), &pool, Compute::kF32};
+  const LanguageModel& lm = model_->language();
+  const Tokenizer& tok = model_->tokenizer();
+  GenerateRequest req;
+  req.max_new_tokens = 4;
+  req.stop_strings = {};
+  Tensor e = prompt("A shared cache");
+  const int T = int(e.dim(0));
+  KVCache shared(lm.config(), 64);
+  Sequence a(&tok, shared, req), b(&tok, shared, req);
+  a.set_prompt(e.f32(), T, lm.config().hidden_size);
+  b.set_prompt(e.f32(), T, lm.config().hidden_size);
+  Sequence* both[] = {&a, &b};
+  EXPECT_THROW(step_sequences(lm, both, ops), Error);
+  EXPECT_EQ(shared.length(), 0);
+  EXPECT_EQ(a.pending_prompt_rows(), T);
+  EXPECT_EQ(b.pending_prompt_rows(), T);
+  Sequence* only_a[] = {&a};
+  while (step_sequences(lm, only_a, ops) > 0) {
+  }
+  EXPECT_EQ(a.result().ids.size(), 4u);
+  EXPECT_EQ(a.result().finish, FinishReason::kMaxTokens);
+
+  KVCache c1(lm.config(), 64), c2(lm.config(), 64);
+  Sequence bad(&tok, c1, req, {}, [](std::string_view) { throw std::runtime_error("client went away"); });
+  Sequence good(&tok, c2, req);
+  bad.set_prompt(e.f32(), T, lm.config().hidden_size);
+  good.set_prompt(e.f32(), T, lm.config().hidden_size);
+  Sequence* pair[] = {&bad, &good};
+  int steps = 0;
+  while (step_sequences(lm, pair, ops) > 0) ASSERT_LT(++steps, 50);
+  EXPECT_EQ(bad.result().finish, FinishReason::kError);
+  EXPECT_EQ(bad.result().finish_reason, "error");
+  EXPECT_TRUE(bad.error());
+  EXPECT_EQ(good.result().ids, a.result().ids) << "the other sequence is unaffected";
+  // generate() hands its one sequence's error to the caller.
+  KVCache c3(lm.config(), 64);
+  EXPECT_THROW(generate(lm, tok, e.f32(), T, {}, c3, ops, req,
+                        [](std::string_view) { throw std::runtime_error("client went away"); }),
+               std::runtime_error);
 }
 
 TEST_F(SequenceStep, ZeroNewTokensAndAFullContext) {
