@@ -114,9 +114,10 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
 // int8 rows of Kp, f32 scales rows of ns, and for Q4 the per-chunk start
 // vectors (-8 * block sums in lanes 0 and 8).
 struct Activations {
-  std::vector<int8_t> q;
-  std::vector<float> d;
-  std::vector<int32_t> start;
+  ScratchBuffer q_buf, d_buf, start_buf;  // per thread, reused across calls, counted
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* start = nullptr;
 };
 
 // One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127,
@@ -142,14 +143,18 @@ inline int32_t quantize_block(const float* x, int8_t* q, float* d_out) {
 }
 
 void quantize_activations(const float* x, int64_t M, const Split& s, Activations& a, ThreadPool& pool) {
-  a.q.assign(size_t(M * s.Kp), 0);
-  a.d.assign(size_t(M * s.ns), 0.f);
-  if (s.q4) a.start.assign(size_t(M * s.chunks * 16), 0);
+  const size_t nq = size_t(M * s.Kp), nd = size_t(M * s.ns), ns = s.q4 ? size_t(M * s.chunks * 16) : 0;
+  a.q = static_cast<int8_t*>(a.q_buf.get(nq));
+  a.d = static_cast<float*>(a.d_buf.get(nd * sizeof(float)));
+  a.start = s.q4 ? static_cast<int32_t*>(a.start_buf.get(ns * sizeof(int32_t))) : nullptr;
+  std::memset(a.q, 0, nq);  // padding past K must read as zero
+  std::memset(a.d, 0, nd * sizeof(float));
+  if (s.q4) std::memset(a.start, 0, ns * sizeof(int32_t));
   auto run = [&](int64_t m0, int64_t m1, int) {
     for (int64_t m = m0; m < m1; m++)
       for (int64_t b = 0; b < s.nb; b++) {
         const int32_t sum =
-            quantize_block(x + m * s.K + b * 32, a.q.data() + m * s.Kp + b * 32, a.d.data() + m * s.ns + b);
+            quantize_block(x + m * s.K + b * 32, a.q + m * s.Kp + b * 32, a.d + m * s.ns + b);
         if (s.q4) a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
       }
   };
@@ -171,9 +176,9 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
   const float* dr[MB];
   const int32_t* st[MB];
   for (int j = 0; j < MB; j++) {
-    xr[j] = a.q.data() + (m + j) * s.Kp;
-    dr[j] = a.d.data() + (m + j) * s.ns;
-    st[j] = Q4 ? a.start.data() + (m + j) * s.chunks * 16 : nullptr;
+    xr[j] = a.q + (m + j) * s.Kp;
+    dr[j] = a.d + (m + j) * s.ns;
+    st[j] = Q4 ? a.start + (m + j) * s.chunks * 16 : nullptr;
   }
   for (int64_t g = 0; g < s.ns / 16; g++) {
     __m512 sw[R], sx[MB];

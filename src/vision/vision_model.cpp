@@ -9,16 +9,16 @@ VisionModel VisionModel::load(const Checkpoint& ckpt, const VLConfig& cfg) {
                 "config: projector input_dim %d differs from the vision width %d", cfg.projector.input_dim,
                 cfg.vision.width);
   return VisionModel{VisionTower::load(ckpt, cfg.vision), Projector::load(ckpt, cfg.projector),
-                     ImageTokenLayout::load(ckpt, cfg), nullptr, false};
+                     ImageTokenLayout::load(ckpt, cfg)};
 }
 
 size_t VisionModel::prepare(const Ops& ops, const ReleaseSource& release) {
-  DSVL2_REQUIRE(!prepared, "vision model: prepare() was already called");
-  prepared = true;
+  DSVL2_REQUIRE(!prepared_, "vision model: prepare() was already called");
+  prepared_ = true;
   std::vector<Weight*> ws = tower.linears();
   for (Weight* w : projector.linears()) ws.push_back(w);
   size_t bytes = 0;
-  packed = prepack_weights(ws, ops, release, &bytes);
+  packed_ = prepack_weights(ws, ops, release, &bytes);
   return bytes;
 }
 

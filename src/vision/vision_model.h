@@ -37,8 +37,13 @@ struct VisionModel {
   // Once, before sharing: repacks the tower's and projector's matrices for ops
   // (see LanguageModel::prepare). Returns the packed bytes.
   size_t prepare(const Ops& ops, const ReleaseSource& release = {});
-  std::unique_ptr<Arena> packed;  // holds what prepare() packed
-  bool prepared = false;
+
+  VisionModel(VisionTower t, Projector p, ImageTokenLayout l)
+      : tower(std::move(t)), projector(std::move(p)), layout(std::move(l)) {}
+
+ private:
+  std::unique_ptr<Arena> packed_;  // holds what prepare() packed
+  bool prepared_ = false;
 };
 
 }  // namespace dsvl2
