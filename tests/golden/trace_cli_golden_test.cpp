@@ -18,7 +18,9 @@ TEST(TraceCli, MatchesOfficialLogitsAndGreedySteps) {
   nlohmann::json exp = nlohmann::json::parse(read_file(dir + "/expected.json"));
   SafetensorsFile ref(dir + "/expected.safetensors");
   ASSERT_FALSE(exp["prompts"].empty());
-  const auto& [name, p] = *exp["prompts"].items().begin();
+  const auto first = exp["prompts"].begin();
+  const std::string name = first.key();
+  const nlohmann::json& p = first.value();
   const std::string tmp = test::temp_dir("trace_cli");
   write_file(tmp + "/ids.json", p["input_ids"].dump());
   std::string images;
