@@ -85,9 +85,7 @@ GreedyRun greedy(const LanguageModel& lm, const float* embeds, int T, KVCache& c
   GreedyRun run;
   seq.set_logits_observer([&](const float* l, int vocab) { run.step_logits.insert(run.step_logits.end(), l, l + vocab); });
   seq.set_prompt(embeds, T, lm.config().hidden_size);
-  Sequence* one[] = {&seq};
-  while (step_sequences(lm, one, ops, prefill_chunk) > 0) {
-  }
+  run_to_end(lm, seq, ops, prefill_chunk);
   for (int32_t id : seq.result().ids) run.ids.push_back(id);
   run.finish_reason = seq.result().finish_reason;
   return run;

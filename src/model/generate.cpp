@@ -7,10 +7,7 @@ GenerateResult generate(const LanguageModel& lm, const Tokenizer& tok, const flo
                         const GenerateRequest& req, const std::function<void(std::string_view)>& on_text) {
   Sequence seq(&tok, cache, req, history, on_text);
   seq.set_prompt(embeds, T, lm.config().hidden_size);
-  Sequence* one[] = {&seq};
-  while (step_sequences(lm, one, ops, req.prefill_chunk) > 0) {
-  }
-  if (seq.error()) std::rethrow_exception(seq.error());  // one request: its callback's error is the caller's
+  run_to_end(lm, seq, ops, req.prefill_chunk);
   return seq.take_result();
 }
 

@@ -186,4 +186,11 @@ int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, con
   return running;
 }
 
+void run_to_end(const LanguageModel& lm, Sequence& seq, const Ops& ops, int max_rows) {
+  Sequence* one[] = {&seq};
+  while (step_sequences(lm, one, ops, max_rows) > 0) {
+  }
+  if (seq.error()) std::rethrow_exception(seq.error());
+}
+
 }  // namespace dsvl2

@@ -126,4 +126,8 @@ class Sequence {
 int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, const Ops& ops,
                    int max_rows = kDefaultPrefillChunk);
 
+// Steps one sequence alone until it finishes; rethrows the error of a
+// sequence that ended with kError.
+void run_to_end(const LanguageModel& lm, Sequence& seq, const Ops& ops, int max_rows = kDefaultPrefillChunk);
+
 }  // namespace dsvl2

@@ -82,9 +82,7 @@ int run_trace(const TraceOptions& o) {
   std::vector<float> steps;
   seq.set_logits_observer([&](const float* l, int v) { steps.insert(steps.end(), l, l + v); });
   seq.start_from_logits(logits.f32() + int64_t(T - 1) * vocab, int(vocab));
-  Sequence* one[] = {&seq};
-  while (step_sequences(lm, one, ops) > 0) {
-  }
+  run_to_end(lm, seq, ops);
   const std::vector<int32_t>& generated = seq.result().ids;
   DSVL2_CHECK(int(generated.size()) == o.steps, "trace: %zu of %d steps", generated.size(), o.steps);
   Tensor step_logits = Tensor::f32({int64_t(o.steps), vocab});
