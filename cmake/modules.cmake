@@ -1,7 +1,7 @@
 # dsvl2_add_module(name DEPS ...): a static library dsvl2_<name> from src/<name>/*.cpp.
 # Sources are globbed so that adding a component file needs no CMake edit.
 # Files named *_avx2.cpp / *_avx512.cpp get their ISA flags; they must only be
-# called after a run-time CPU check (src/ops/cpu_features.h).
+# called after a run-time CPU check (kernels_best(), src/ops/dispatch.cpp).
 function(dsvl2_add_module name)
   cmake_parse_arguments(M "" "" "DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
