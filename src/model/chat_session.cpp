@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "model/prefix_keys.h"
 
 namespace dsvl2 {
@@ -37,10 +36,7 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
   *stats = {};
   const size_t n_messages = conv_.size(), n_images = images_.size();
   conv_.push_back({ChatRole::kUser, text, int(images.size())});
-  for (auto& im : images) {
-    const uint64_t h = image_content_hash(im);
-    images_.push_back({std::move(im), false, h, {}});
-  }
+  for (auto& im : images) images_.push_back({std::move(im), false, 0, {}});
   try {
     // Image tokens: the crop rule depends on how many images the whole
     // conversation has (official: cropping only with <= 2 images).
@@ -55,6 +51,7 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
       if (progress_) on_block = [&](int done, int total) { progress_(tiles, done, total); };
       a.tokens = model_.vision().embed_images(pre.pixel_values, pre.images_spatial_crop, ops_, nullptr, nullptr, on_block);
       a.crop = crop;
+      a.hash = image_content_hash(a.image, crop);  // the crop flag changes the tokens
     }
     stats->encode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -62,7 +59,7 @@ GenerateResult ChatSession::ask(const std::string& text, std::vector<Image> imag
     for (const auto& a : images_) counts.push_back(a.tokens.dim(0));
     PromptIds prompt = build_prompt_ids(tok, conv_, counts);
     std::vector<uint64_t> hashes;
-    for (const auto& a : images_) hashes.push_back(splitmix64(a.hash ^ uint64_t(a.crop)));  // crop changes the tokens
+    for (const auto& a : images_) hashes.push_back(a.hash);
     std::vector<uint64_t> keys = prefix_keys(prompt, hashes);
     // Reuse the cached prefix; at least one token must be run to get logits.
     size_t common = common_prefix(cached_keys_, keys);

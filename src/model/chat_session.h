@@ -48,7 +48,7 @@ class ChatSession {
   struct AttachedImage {
     Image image;
     bool crop = false;          // crop flag its tokens were made with
-    uint64_t hash = 0;          // of its pixels and size
+    uint64_t hash = 0;          // image_content_hash(image, crop) when encoded
     Tensor tokens;              // [n_tokens, hidden], empty until encoded
   };
   const VisionLanguageModel& model_;

@@ -167,16 +167,13 @@ int step_sequences(const LanguageModel& lm, std::span<Sequence* const> seqs, con
     // so logits rows come in the order the sequences were added. A callback
     // that throws (on_text, the guard) ends its own sequence only.
     const int vocab = lm.config().vocab_size;
-    std::vector<char> seq_has_logits(size_t(b.sequences()), 0);
-    for (const BatchRow& r : b.row_list())
-      if (r.logits) seq_has_logits[size_t(r.seq)] = 1;
     int l = 0;
-    for (size_t i = 0; i < in_batch.size(); i++) {
-      if (!seq_has_logits[i]) continue;
+    for (Sequence* s : in_batch) {
+      if (!s->wants_logits()) continue;
       try {
-        in_batch[i]->accept_logits(logits.f32() + int64_t(l) * vocab, vocab);
+        s->accept_logits(logits.f32() + int64_t(l) * vocab, vocab);
       } catch (...) {
-        in_batch[i]->fail(std::current_exception());
+        s->fail(std::current_exception());
       }
       l++;
     }

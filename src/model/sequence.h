@@ -91,6 +91,8 @@ class Sequence {
   // sequence itself changes only in commit_rows(), once the forward ran.
   int add_rows(Batch& b, int max_rows);
   void commit_rows();
+  // Whether the rows it last added ask for logits (its last row does).
+  bool wants_logits() const { return wants_logits_; }
   // Ends the sequence with kError (a callback of its own threw).
   void fail(std::exception_ptr e);
   // Takes the logits row of this sequence's last added row, if it asked for
