@@ -81,9 +81,9 @@ GreedyRun greedy(const LanguageModel& lm, const float* embeds, int T, KVCache& c
   GenerateRequest req;
   req.max_new_tokens = max_new;
   req.prefill_chunk = prefill_chunk;
-  Sequence seq(nullptr, cache, req);
   GreedyRun run;
-  seq.set_logits_observer([&](const float* l, int vocab) { run.step_logits.insert(run.step_logits.end(), l, l + vocab); });
+  req.on_logits = [&](const float* l, int vocab) { run.step_logits.insert(run.step_logits.end(), l, l + vocab); };
+  Sequence seq(nullptr, cache, req);
   seq.set_prompt(embeds, T, lm.config().hidden_size);
   run_to_end(lm, seq, ops, prefill_chunk);
   for (int32_t id : seq.result().ids) run.ids.push_back(id);

@@ -136,6 +136,22 @@ void write_tile(const Image& img, int x0, int y0, int S, const NormTable& t, flo
 
 }  // namespace
 
+std::pair<int, int> padded_size(const Image& im, const ProcessorConfig& cfg, bool crop) {
+  const int S = cfg.image_size;
+  DSVL2_REQUIRE(S >= 1, "processor image_size %d is invalid", S);
+  DSVL2_REQUIRE(im.width > 0 && im.height > 0, "an image is empty (%dx%d)", im.width, im.height);
+  const auto best = crop ? select_best_resolution(im.width, im.height, cfg.candidate_resolutions) : std::pair{S, S};
+  if (best.first % S != 0 || best.second % S != 0)
+    DSVL2_FAIL("candidate resolution %dx%d is not a multiple of the tile size %d", best.first, best.second, S);
+  return best;
+}
+
+int64_t image_token_count(const Image& im, const ProcessorConfig& cfg, bool crop) {
+  const auto [bw, bh] = padded_size(im, cfg, crop);
+  return image_token_count(bw / cfg.image_size, bh / cfg.image_size,
+                           image_token_side(cfg.image_size, cfg.patch_size, cfg.downsample_ratio));
+}
+
 PreprocessResult preprocess_images(const std::vector<Image>& images, const ProcessorConfig& cfg, CropMode crop) {
   const int S = cfg.image_size;
   if (S < 1) DSVL2_FAIL("processor image_size %d is invalid", S);
@@ -148,11 +164,7 @@ PreprocessResult preprocess_images(const std::vector<Image>& images, const Proce
   PreprocessResult res;
   int64_t n_tiles = 0;
   for (size_t i = 0; i < images.size(); ++i) {
-    const Image& im = images[i];
-    DSVL2_REQUIRE(im.width > 0 && im.height > 0, "image %zu is empty", i);
-    best[i] = cropping ? select_best_resolution(im.width, im.height, cfg.candidate_resolutions) : std::pair{S, S};
-    if (best[i].first % S != 0 || best[i].second % S != 0)
-      DSVL2_FAIL("candidate resolution %dx%d is not a multiple of the tile size %d", best[i].first, best[i].second, S);
+    best[i] = padded_size(images[i], cfg, cropping);
     const int tiles = 1 + (best[i].first / S) * (best[i].second / S);
     res.tiles_per_image.push_back(tiles);
     n_tiles += tiles;

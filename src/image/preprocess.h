@@ -26,6 +26,13 @@ struct PreprocessResult {
 
 PreprocessResult preprocess_images(const std::vector<Image>& images, const ProcessorConfig& cfg, CropMode crop);
 
+// The padded size (width, height) of an image's local grid: the best
+// candidate resolution when cropping, else one tile. Throws Error.
+std::pair<int, int> padded_size(const Image& img, const ProcessorConfig& cfg, bool crop);
+// Image token positions the image will take, without preprocessing it
+// (a server checks a prompt's length before it runs anything).
+int64_t image_token_count(const Image& img, const ProcessorConfig& cfg, bool crop);
+
 // The steps, exposed for tests and tools.
 
 // select_best_resolution: the candidate (width, height) maximising

@@ -124,7 +124,7 @@ void Sequence::accept_logits(const float* logits, int vocab) {
     result_.prefill_s = t_first_ - t_start_;
   }
   if (int(result_.ids.size()) >= req_.max_new_tokens) return finish(FinishReason::kMaxTokens);
-  if (on_logits_) on_logits_(logits, vocab);
+  if (req_.on_logits) req_.on_logits(logits, vocab);
   const int next = sampler_.sample(logits, vocab);
   if (tok_ && next == tok_->eos_id()) return finish(FinishReason::kEos);
   result_.ids.push_back(next);

@@ -46,6 +46,9 @@ struct GenerateRequest {
   // Called with each newly decoded piece of text; returning true stops
   // generation (the grounding runaway guard plugs in here).
   std::function<bool(std::string_view)> guard;
+  // Sees every logits row a token is sampled from, before sampling (tests
+  // compare runs: alone, batched, with a reused prefix).
+  std::function<void(const float*, int)> on_logits;
 };
 
 struct GenerateResult {
@@ -80,8 +83,6 @@ class Sequence {
   KVCache& cache() const { return cache_; }
   const GenerateResult& result() const { return result_; }
   GenerateResult take_result() { return std::move(result_); }
-  // Sees every logits row a token is sampled from (before sampling).
-  void set_logits_observer(std::function<void(const float*, int)> f) { on_logits_ = std::move(f); }
 
   // Why it ended with kError (null otherwise).
   std::exception_ptr error() const { return error_; }
@@ -108,7 +109,6 @@ class Sequence {
   std::optional<StreamDecoder> decoder_;
   StopStrings stops_;
   std::function<void(std::string_view)> on_text_;
-  std::function<void(const float*, int)> on_logits_;
   std::vector<float> prompt_;
   int prompt_rows_ = 0, prompt_done_ = 0;
   int64_t hidden_ = 0;

@@ -78,9 +78,9 @@ int run_trace(const TraceOptions& o) {
   // Greedy steps through the shipped generation step (no tokenizer: no stops).
   GenerateRequest req;
   req.max_new_tokens = o.steps;
-  Sequence seq(nullptr, cache, req);
   std::vector<float> steps;
-  seq.set_logits_observer([&](const float* l, int v) { steps.insert(steps.end(), l, l + v); });
+  req.on_logits = [&](const float* l, int v) { steps.insert(steps.end(), l, l + v); };
+  Sequence seq(nullptr, cache, req);
   seq.start_from_logits(logits.f32() + int64_t(T - 1) * vocab, int(vocab));
   run_to_end(lm, seq, ops);
   const std::vector<int32_t>& generated = seq.result().ids;
