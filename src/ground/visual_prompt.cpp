@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <numbers>
 
 #include "core/error.h"
@@ -49,6 +50,12 @@ class MaskCanvas {
     return cairo_image_surface_get_data(surface_);
   }
   int stride() { return cairo_image_surface_get_stride(surface_); }
+  // Written directly, then marked dirty, as Cairo requires.
+  uint8_t* pixels() {
+    cairo_surface_flush(surface_);
+    return cairo_image_surface_get_data(surface_);
+  }
+  void mark_dirty() { cairo_surface_mark_dirty(surface_); }
 
  private:
   cairo_surface_t* surface_;
@@ -104,6 +111,62 @@ void ellipse_outline(cairo_t* cr, Bounds b, int w) {
   if (x1 - x0 > 2 * w && y1 - y0 > 2 * w) ellipse_path(cr, x0 + w, y0 + w, x1 - w, y1 - w);
   cairo_set_fill_rule(cr, CAIRO_FILL_RULE_EVEN_ODD);
   cairo_fill(cr);
+}
+
+// The 1-px outlines of `parts` (miter joins), as ViP-LLaVA's contour draws
+// them, dilated by a (2r+1)-pixel square into `out` (w x h, row stride
+// `out_stride`). ViP-LLaVA redraws each outline at every offset (dx, dy) in
+// [-r, r]^2: (2r+1)^2 strokes per part, hours for a mask of many points on a
+// wide image. Unantialiased strokes move by whole pixels with an integer
+// offset, so the union of the shifted strokes is the outline drawn once on
+// pixels [-r, w + r) x [-r, h + r) and dilated: the same pixels, up to
+// Cairo's rounding of points at another offset.
+void dilated_outlines(const std::vector<Polygon>& parts, int r, int w, int h, uint8_t* out, int out_stride) {
+  const int pw = w + 2 * r, ph = h + 2 * r, k = 2 * r + 1;
+  std::vector<uint8_t> cov(size_t(pw) * ph);
+  // In tiles, as the padded area may pass Cairo's size limit. Geometry past
+  // a surface's edge can mark its outermost pixels, so tiles overlap by one
+  // pixel each way and keep only their inside.
+  constexpr int kTile = kMaxCanvasSide - 2;
+  for (int ty = 0; ty < ph; ty += kTile)
+    for (int tx = 0; tx < pw; tx += kTile) {
+      const int x0 = std::max(tx - 1, 0), y0 = std::max(ty - 1, 0);
+      const int x1 = std::min(tx + kTile + 1, pw), y1 = std::min(ty + kTile + 1, ph);
+      MaskCanvas tile(x1 - x0, y1 - y0);
+      cairo_translate(tile.cr(), r - x0, r - y0);
+      for (const Polygon& p : parts) stroke(tile.cr(), p, true, 1.0, CAIRO_LINE_JOIN_MITER);
+      DSVL2_REQUIRE(cairo_status(tile.cr()) == CAIRO_STATUS_SUCCESS, "visual prompt drawing failed: %s",
+                    cairo_status_to_string(cairo_status(tile.cr())));
+      const uint8_t* d = tile.data();
+      const int cw = std::min(kTile, pw - tx), ch = std::min(kTile, ph - ty);
+      for (int y = ty; y < ty + ch; ++y)
+        std::memcpy(&cov[size_t(y) * pw + tx], d + size_t(y - y0) * tile.stride() + (tx - x0), cw);
+    }
+  // Rows in place: cov[y][x] = any of cov[y][x .. x + 2r] (a running count).
+  for (int y = 0; y < ph; ++y) {
+    uint8_t* row = &cov[size_t(y) * pw];
+    int n = 0;
+    for (int x = 0; x < k - 1; ++x) n += row[x] != 0;
+    for (int x = 0; x < w; ++x) {
+      const bool leaving = row[x] != 0;
+      n += row[x + k - 1] != 0;
+      row[x] = n > 0;
+      n -= leaving;
+    }
+  }
+  // Columns: out[y][x] = any of cov[y .. y + 2r][x].
+  std::vector<int> n(size_t(w), 0);
+  for (int y = 0; y < ph; ++y) {
+    const uint8_t* add = &cov[size_t(y) * pw];
+    for (int x = 0; x < w; ++x) n[size_t(x)] += add[x];
+    if (y < k - 1) continue;
+    const uint8_t* drop = &cov[size_t(y - k + 1) * pw];
+    uint8_t* o = out + size_t(y - k + 1) * out_stride;
+    for (int x = 0; x < w; ++x) {
+      o[x] = n[size_t(x)] > 0 ? 255 : 0;
+      n[size_t(x)] -= drop[x];
+    }
+  }
 }
 
 Polygon box_polygon(const Bounds& b) { return {{b.x0, b.y0}, {b.x0, b.y1}, {b.x1, b.y1}, {b.x1, b.y0}}; }
@@ -295,13 +358,8 @@ Image render_visual_prompt(const Image& img, Shape shape, const Color& color, co
       d.width = std::max(rng.randint(px(1), px(2)), 1);
       std::vector<Polygon> outline = has_mask ? parts : std::vector<Polygon>{box_polygon(bbox)};
       d.bounds = bounds_of(outline);
-      for (const Polygon& p : outline)
-        for (int dx = -d.width; dx <= d.width; ++dx)
-          for (int dy = -d.width; dy <= d.width; ++dy) {
-            Polygon shifted = p;
-            for (Point& q : shifted) q = {q.x + dx, q.y + dy};
-            stroke(cr, shifted, true, 1.0, CAIRO_LINE_JOIN_MITER);
-          }
+      dilated_outlines(outline, d.width, img.width, img.height, mask.pixels(), mask.stride());
+      mask.mark_dirty();
       break;
     }
     case Shape::kMask: {

@@ -120,9 +120,15 @@ ground::Region parse_region(const json& vp, const std::string& param) {
   if (const json* m = field(vp, "mask")) {
     if (!m->is_array() || m->empty() || m->size() > 64)
       throw bad_request(param + ".mask", "mask must be a list of 1 to 64 polygons [x, y, x, y, ...]");
+    // Point sampling tests every point against every part (triangle: up to
+    // 15000 tests): the mask files' cap on all coordinates bounds that cost.
+    const size_t max_values = ground::PolygonLimits{}.max_values;
+    size_t values = 0;
     for (const json& poly : *m) {
       if (!poly.is_array() || poly.size() < 6 || poly.size() % 2 || poly.size() > 20000)
         throw bad_request(param + ".mask", "each polygon needs an even number (6 to 20000) of coordinates");
+      if ((values += poly.size()) > max_values)
+        throw bad_request(param + ".mask", "mask has more than " + std::to_string(max_values) + " coordinates");
       ground::Polygon p;
       for (size_t i = 0; i < poly.size(); i += 2)
         p.push_back({number(poly[i], param + ".mask", -1e6, 1e6), number(poly[i + 1], param + ".mask", -1e6, 1e6)});

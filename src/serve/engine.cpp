@@ -22,6 +22,9 @@ struct Engine::Job {
   bool crop = false;
   PromptIds prompt;
   std::vector<uint64_t> hashes, keys;  // per image; per prompt position
+  // Tiles of the images the image cache lacked at submit, made on the HTTP
+  // thread (the PIL-exact resampling of a large image takes a while).
+  std::vector<std::optional<PreprocessResult>> pixels;
   double t_arrival = 0, deadline = 0;
 };
 
@@ -72,6 +75,10 @@ Engine::~Engine() {
   for (auto& j : queue_) j->out->finish(c);
 }
 
+bool Engine::queue_full() const {
+  return int(queue_.size()) >= opt_.queue_limit + std::max(0, opt_.parallel - active_);
+}
+
 std::shared_ptr<RequestStream> Engine::submit(ChatRequest req, uint64_t* id) {
   auto job = std::make_unique<Job>();
   job->t_arrival = now_s();
@@ -97,12 +104,25 @@ std::shared_ptr<RequestStream> Engine::submit(ChatRequest req, uint64_t* id) {
                        std::to_string(opt_.context) + " (including at least one generated token)",
                    "messages", "", "context_length_exceeded");
   job->keys = prefix_keys(job->prompt, job->hashes);
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // before the image work; checked again when queueing
+    if (queue_full()) throw ApiError(503, "the server is busy", "", "", "queue_full");
+  }
+  job->pixels.resize(req.images.size());
+  try {
+    for (size_t i = 0; i < req.images.size(); i++)
+      if (!image_cache_.contains(job->hashes[i]))
+        job->pixels[i] = preprocess_images({req.images[i].image}, model_.processor(),
+                                           job->crop ? CropMode::kOn : CropMode::kOff);
+  } catch (const Error& e) {
+    throw ApiError(400, e.what(), "messages");
+  }
   job->req = std::move(req);
   job->out = std::make_shared<RequestStream>();
   std::shared_ptr<RequestStream> out = job->out;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (int(queue_.size()) >= opt_.queue_limit + std::max(0, opt_.parallel - active_))
+    if (queue_full())
       throw ApiError(503, "the server is busy: " + std::to_string(queue_.size()) + " requests are waiting", "", "",
                      "queue_full");
     job->id = next_id_++;
@@ -119,6 +139,8 @@ EngineGauges Engine::gauges() const {
   g.queued = int(queue_.size());
   g.active = active_;
   g.slots = int(slots_.size());
+  g.image_cache_bytes = image_cache_.bytes();
+  g.image_cache_entries = image_cache_.size();
   return g;
 }
 
@@ -199,12 +221,19 @@ void Engine::advance_vision(Slot& slot, bool others_decoding) {
   try {
     const size_t i = slot.to_encode.front();
     if (!slot.encoding) {
-      PreprocessResult pre = preprocess_images({slot.job->req.images[i].image}, model_.processor(),
-                                               slot.job->crop ? CropMode::kOn : CropMode::kOff);
+      std::optional<PreprocessResult>& ready = slot.job->pixels[i];
+      PreprocessResult pre = ready ? std::move(*ready)
+                                   : preprocess_images({slot.job->req.images[i].image}, model_.processor(),
+                                                       slot.job->crop ? CropMode::kOn : CropMode::kOff);
+      ready.reset();
       slot.encoding = std::make_unique<VisionEncoding>(model_.vision(), std::move(pre.pixel_values),
                                                        std::move(pre.images_spatial_crop));
     }
-    if (!slot.encoding->advance(ops_, others_decoding ? 1 : slot.encoding->blocks())) return;
+    // While others decode, one block on one tile a step (~ one decode step's
+    // time at Tiny's size); otherwise the whole tower at once.
+    const bool more = others_decoding ? !slot.encoding->advance(ops_, 1, 1)
+                                      : !slot.encoding->advance(ops_, slot.encoding->blocks());
+    if (more) return;
     auto tokens = std::make_shared<const Tensor>(slot.encoding->take_tokens());
     slot.encoding.reset();
     if (metrics_) metrics_->image_cache_misses++;
@@ -321,6 +350,7 @@ void Engine::step() {
       decoding |= s->seq->pending_prompt_rows() == 0;
     }
   if (live.empty()) return;
+  const double t0 = now_s();
   try {
     step_sequences(model_.language(), live, ops_, decoding ? opt_.prefill_chunk_decoding : opt_.prefill_chunk);
   } catch (...) {
@@ -328,6 +358,7 @@ void Engine::step() {
     return;
   }
   const double t = now_s();
+  if (metrics_) metrics_->step_seconds.observe(t - t0);
   for (Slot* s : owners) {
     const GenerateResult& r = s->seq->result();
     if (r.ids.size() > s->tokens_seen) {

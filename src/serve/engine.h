@@ -72,6 +72,7 @@ class Engine {
   void check_deadlines();
   void step();
   void fail_running(const std::exception_ptr& e);
+  bool queue_full() const;  // with mu_ held
 
   const VisionLanguageModel& model_;
   Ops ops_;

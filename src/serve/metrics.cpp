@@ -46,7 +46,8 @@ void Histogram::render(std::string& out, const std::string& name, const std::str
 Metrics::Metrics()
     : time_to_first_token({0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60}),
       inter_token_latency({0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}),
-      queue_wait({0.01, 0.1, 0.5, 1, 5, 10, 30, 60}) {}
+      queue_wait({0.01, 0.1, 0.5, 1, 5, 10, 30, 60}),
+      step_seconds({0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2}) {}
 
 void Metrics::count_response(int status) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -78,6 +79,7 @@ std::string Metrics::render(const EngineGauges& g) const {
   time_to_first_token.render(out, "dsvl2_time_to_first_token_seconds", "From arrival to the first generated token.");
   inter_token_latency.render(out, "dsvl2_inter_token_latency_seconds", "Between consecutive tokens of one request.");
   queue_wait.render(out, "dsvl2_queue_wait_seconds", "From arrival to taking a slot.");
+  step_seconds.render(out, "dsvl2_step_seconds", "One batched forward of the running requests.");
   return out;
 }
 

@@ -39,7 +39,7 @@ class Metrics {
   std::atomic<uint64_t> prompt_tokens{0}, generated_tokens{0}, cached_tokens{0};
   std::atomic<uint64_t> image_cache_hits{0}, image_cache_misses{0}, prefix_cache_hits{0};
   std::atomic<uint64_t> timeouts{0}, cancellations{0}, engine_errors{0};
-  Histogram time_to_first_token, inter_token_latency, queue_wait;
+  Histogram time_to_first_token, inter_token_latency, queue_wait, step_seconds;
 
   std::string render(const EngineGauges& g) const;
 

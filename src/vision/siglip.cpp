@@ -156,10 +156,11 @@ double VisionTower::flops_per_tile() const {
 }
 
 // timm Block.forward: pre-LN attention and MLP, each added to the residual.
-void VisionTower::block_forward(const VisionBlockWeights& b, int64_t n_tiles, VisionScratch& s, const Ops& ops) const {
+void VisionTower::block_forward(const VisionBlockWeights& b, int64_t first, int64_t n_tiles, VisionScratch& s,
+                                const Ops& ops) const {
   const int64_t T = tokens_per_tile(), M = n_tiles * T, W = cfg_.width, F = cfg_.mlp_hidden();
   const int H = cfg_.heads, hd = cfg_.head_dim();
-  float* x = s.x.f32();
+  float* x = s.x.f32() + first * T * W;  // the temporaries below start at row 0
   float* h = s.h.f32();
   float* qkv = s.qkv.f32();
   float* attn = s.attn.f32();
@@ -245,7 +246,16 @@ int64_t VisionTower::embed_patches(const Tensor& pixel_values, const Ops& ops, V
 void VisionTower::run_blocks(int64_t n_tiles, int first, int last, VisionScratch& s, const Ops& ops) const {
   DSVL2_CHECK(first >= 0 && first <= last && last <= blocks(), "vision blocks [%d, %d) of %d", first, last, blocks());
   DSVL2_CHECK(s.rows >= n_tiles * tokens_per_tile(), "vision scratch holds %lld rows", (long long)s.rows);
-  for (int l = first; l < last; l++) block_forward(w_.blocks[size_t(l)], n_tiles, s, ops);
+  for (int l = first; l < last; l++) block_forward(w_.blocks[size_t(l)], 0, n_tiles, s, ops);
+}
+
+void VisionTower::run_block_tiles(int block, int64_t tile_begin, int64_t tile_end, VisionScratch& s,
+                                  const Ops& ops) const {
+  DSVL2_CHECK(block >= 0 && block < blocks(), "vision block %d of %d", block, blocks());
+  DSVL2_CHECK(tile_begin >= 0 && tile_begin < tile_end && s.rows >= tile_end * tokens_per_tile(),
+              "vision tiles [%lld, %lld) with scratch for %lld rows", (long long)tile_begin, (long long)tile_end,
+              (long long)s.rows);
+  block_forward(w_.blocks[size_t(block)], tile_begin, tile_end - tile_begin, s, ops);
 }
 
 Tensor VisionTower::final_norm(int64_t n_tiles, const VisionScratch& s, const Ops& ops) const {

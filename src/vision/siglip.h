@@ -72,6 +72,9 @@ class VisionTower {
   // the final norm. Same results as encode(), bit for bit.
   int64_t embed_patches(const Tensor& pixel_values, const Ops& ops, VisionScratch& s) const;  // returns n_tiles
   void run_blocks(int64_t n_tiles, int first, int last, VisionScratch& s, const Ops& ops) const;
+  // Block `block` on tiles [tile_begin, tile_end) only: tiles never attend to
+  // each other, so a scheduler may split a block's work by tiles.
+  void run_block_tiles(int block, int64_t tile_begin, int64_t tile_end, VisionScratch& s, const Ops& ops) const;
   Tensor final_norm(int64_t n_tiles, const VisionScratch& s, const Ops& ops) const;
   int blocks() const { return int(w_.blocks.size()); }
 
@@ -83,7 +86,8 @@ class VisionTower {
   double flops_per_tile() const;
 
  private:
-  void block_forward(const VisionBlockWeights& b, int64_t n_tiles, VisionScratch& s, const Ops& ops) const;
+  // Runs block b on n_tiles tiles whose residual rows start at tile `first`.
+  void block_forward(const VisionBlockWeights& b, int64_t first, int64_t n_tiles, VisionScratch& s, const Ops& ops) const;
 
   VisionConfig cfg_;
   VisionWeights w_;

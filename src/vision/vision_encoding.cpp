@@ -15,7 +15,7 @@ VisionEncoding::VisionEncoding(const VisionModel& model, Tensor pixel_values, Te
                 shape_str(pixels_.shape()).c_str());
 }
 
-bool VisionEncoding::advance(const Ops& ops, int max_blocks) {
+bool VisionEncoding::advance(const Ops& ops, int max_blocks, int64_t max_tiles) {
   if (finished_) return true;
   // A block that threw may have changed the activations: no retry from there.
   if (failed_) DSVL2_FAIL_KIND(kInternal, "vision encoding: an earlier step failed; start a new encoding");
@@ -24,9 +24,19 @@ bool VisionEncoding::advance(const Ops& ops, int max_blocks) {
     n_tiles_ = model_.tower.embed_patches(pixels_, ops, scratch_);
     started_ = true;
   }
-  const int last = std::min(blocks(), done_ + std::max(1, max_blocks));
-  model_.tower.run_blocks(n_tiles_, done_, last, scratch_, ops);
-  done_ = last;
+  if (tile_ > 0 || max_tiles < n_tiles_) {  // part of one block's tiles
+    const int64_t end = std::min(n_tiles_, tile_ + std::max<int64_t>(1, max_tiles));
+    model_.tower.run_block_tiles(done_, tile_, end, scratch_, ops);
+    tile_ = end;
+    if (tile_ == n_tiles_) {
+      tile_ = 0;
+      done_++;
+    }
+  } else {
+    const int last = std::min(blocks(), done_ + std::max(1, max_blocks));
+    model_.tower.run_blocks(n_tiles_, done_, last, scratch_, ops);
+    done_ = last;
+  }
   if (done_ == blocks()) {
     Tensor feats = model_.tower.final_norm(n_tiles_, scratch_, ops);
     scratch_ = VisionScratch{};  // the activations are no longer needed

@@ -9,6 +9,8 @@
 // The first advance() also runs the patch embedding; the one that runs the
 // last block also runs the final norm, the projector and the layout.
 #pragma once
+#include <cstdint>
+
 #include "vision/vision_model.h"
 
 namespace dsvl2 {
@@ -21,9 +23,12 @@ class VisionEncoding {
   int blocks() const { return model_.tower.blocks(); }
   int blocks_done() const { return done_; }
   bool done() const { return finished_; }
-  // Runs up to `max_blocks` more blocks (at least one). Returns done().
-  // After a step threw, the encoding is spent: further calls are errors.
-  bool advance(const Ops& ops, int max_blocks);
+  // Runs up to `max_blocks` more blocks (at least one); with max_tiles below
+  // the tile count, one block on at most max_tiles tiles (a block on all five
+  // tiles of a 640x480 image takes several decode steps' time). Returns
+  // done(). After a step threw, the encoding is spent: further calls are errors.
+  bool advance(const Ops& ops, int max_blocks, int64_t max_tiles = INT64_MAX);
+  int64_t tiles() const { return n_tiles_; }  // known after the first advance()
   // The image tokens [N, n_embed] in prompt order, once done().
   Tensor take_tokens();
   // Bytes of activations this encoding holds while it runs.
@@ -35,6 +40,7 @@ class VisionEncoding {
   VisionScratch scratch_;
   int64_t n_tiles_ = 0;
   int done_ = 0;
+  int64_t tile_ = 0;  // tiles of block done_ already run
   bool started_ = false, finished_ = false, failed_ = false;
   Tensor tokens_;
 };

@@ -55,6 +55,15 @@ TEST(VisionPieces, AdvancingInPiecesEqualsOnePass) {
       ASSERT_EQ(got.shape(), want.shape());
       EXPECT_EQ(test::diff(got.f32(), want.f32(), want.numel()).max_abs, 0.0) << "piece " << piece;
     }
+    // Split by tiles too: one block on at most 2 tiles a call.
+    VisionEncoding enc(model.vision(), copy_of(pre.pixel_values), copy_of(pre.images_spatial_crop));
+    int calls = 1;
+    while (!enc.advance(ops, 1, 2)) calls++;
+    const int64_t per_block = (enc.tiles() + 1) / 2;
+    ASSERT_GT(enc.tiles(), 2);
+    EXPECT_EQ(calls, enc.blocks() * per_block);
+    Tensor got = enc.take_tokens();
+    EXPECT_EQ(test::diff(got.f32(), want.f32(), want.numel()).max_abs, 0.0) << "split by tiles";
   }
   // A bad tile count is refused before any work.
   Tensor crops = Tensor(DType::kI64, {1, 2});
