@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/base64.h"
+#include "model/cost.h"
 #include "serve/engine.h"
 
 namespace dsvl2::serve {
@@ -119,7 +120,12 @@ int run(const std::string& dir, int threads, Compute compute, int chunk_decoding
       for (double t : times.of(id)) tokens += t > begin && t <= end;
     const double tok_s = double(tokens) / (end - begin);
     if (n == 1) one = tok_s;
-    std::printf("decode, %d stream(s): %.1f tok/s aggregate (%.2fx one stream)\n", n, tok_s, tok_s / one);
+    // What the weights allow: a step of n rows reads every expert any of
+    // them routes to (uniform random routing with random weights).
+    const LanguageConfig& L = model.config().language;
+    const double bound = n * linear_params_per_step(L, 1) / linear_params_per_step(L, n);
+    std::printf("decode, %d stream(s): %.1f tok/s aggregate (%.2fx one stream; weight bytes per token allow %.2fx)\n", n,
+                tok_s, tok_s / one, bound);
   }
 
   // Agreement of batched and lone runs: 4 requests stepped together, then

@@ -157,8 +157,19 @@ std::string draw_visual_prompt(const json& vp, Image& img, const std::string& pa
   }
 }
 
+// Into a new string: replacing in place moves the tail every time, quadratic
+// for a text made of marks (0.7 s for a megabyte of "{mark}").
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to.size()) s.replace(at, from.size(), to);
+  size_t at = s.find(from);
+  if (at == std::string::npos) return;
+  std::string out;
+  size_t from_at = 0;
+  for (; at != std::string::npos; at = s.find(from, from_at)) {
+    out.append(s, from_at, at - from_at).append(to);
+    from_at = at + from.size();
+  }
+  out.append(s, from_at);
+  s = std::move(out);
 }
 
 void parse_sampling(const json& b, const RequestLimits& lim, ChatRequest& r) {

@@ -141,10 +141,25 @@ void HttpServer::routes() {
   s.Post("/v1/models", not_allowed);
   s.Post("/health", not_allowed);
 
-  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res,
+                                         const httplib::ContentReader& read) {
+    // The body is read here, not by the library: a chunked body has no
+    // Content-Length for set_payload_max_length to refuse, so the limit is
+    // applied while it arrives.
+    std::string body;
+    bool too_large = false;
+    const bool complete = read([&](const char* data, size_t n) {
+      too_large = body.size() + n > opt_.max_body_bytes;
+      if (!too_large) body.append(data, n);
+      return !too_large;
+    });
+    // A Content-Length over the limit: the library refused it (413) unread.
+    if (too_large || res.status == 413) throw ApiError(413, "request body larger than " + std::to_string(opt_.max_body_bytes) + " bytes", "",
+                                  "", "payload_too_large");
+    if (!complete) throw ApiError(400, "the request body could not be read");
     Engine* engine = engine_.load();
     if (!engine) throw ApiError(503, "the model is still loading");
-    ChatRequest request = parse_chat_request(req.body, opt_.limits);
+    ChatRequest request = parse_chat_request(body, opt_.limits);
     auto ctx = std::make_shared<ResponseContext>(
         response_context(request, "chatcmpl-" + std::to_string(next_id_++), model_name_, unix_time()));
     const bool stream = request.stream;

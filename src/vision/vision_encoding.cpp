@@ -24,16 +24,19 @@ bool VisionEncoding::advance(const Ops& ops, int max_blocks, int64_t max_tiles) 
     n_tiles_ = model_.tower.embed_patches(pixels_, ops, scratch_);
     started_ = true;
   }
-  if (tile_ > 0 || max_tiles < n_tiles_) {  // part of one block's tiles
-    const int64_t end = std::min(n_tiles_, tile_ + std::max<int64_t>(1, max_tiles));
+  int budget = std::max(1, max_blocks);
+  if (tile_ > 0 || max_tiles < n_tiles_) {  // part of one block's tiles, or the rest of a split block
+    const int64_t end = tile_ + std::min(n_tiles_ - tile_, std::max<int64_t>(1, max_tiles));  // no overflow
     model_.tower.run_block_tiles(done_, tile_, end, scratch_, ops);
     tile_ = end;
     if (tile_ == n_tiles_) {
       tile_ = 0;
       done_++;
     }
-  } else {
-    const int last = std::min(blocks(), done_ + std::max(1, max_blocks));
+    budget = max_tiles < n_tiles_ ? 0 : budget - 1;
+  }
+  if (budget > 0 && done_ < blocks()) {
+    const int last = std::min(blocks(), done_ + budget);
     model_.tower.run_blocks(n_tiles_, done_, last, scratch_, ops);
     done_ = last;
   }

@@ -64,6 +64,12 @@ TEST(VisionPieces, AdvancingInPiecesEqualsOnePass) {
     EXPECT_EQ(calls, enc.blocks() * per_block);
     Tensor got = enc.take_tokens();
     EXPECT_EQ(test::diff(got.f32(), want.f32(), want.numel()).max_abs, 0.0) << "split by tiles";
+    // Started by tiles, finished whole (a scheduler whose other work ended).
+    VisionEncoding mixed(model.vision(), copy_of(pre.pixel_values), copy_of(pre.images_spatial_crop));
+    EXPECT_FALSE(mixed.advance(ops, 1, 1));
+    EXPECT_TRUE(mixed.advance(ops, mixed.blocks()));
+    Tensor got_mixed = mixed.take_tokens();
+    EXPECT_EQ(test::diff(got_mixed.f32(), want.f32(), want.numel()).max_abs, 0.0) << "tiles, then whole";
   }
   // A bad tile count is refused before any work.
   Tensor crops = Tensor(DType::kI64, {1, 2});

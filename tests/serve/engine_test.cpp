@@ -193,6 +193,28 @@ TEST_F(EngineTest, SecondQuestionAboutAnImageReusesItsPrefixAndEncoding) {
   EXPECT_EQ(metrics.image_cache_hits.load(), 1u);
 }
 
+// An image starts encoding a tile at a time while another request decodes;
+// that one ends, and the rest of the tower runs whole. The tokens must be
+// those of a lone run.
+TEST_F(EngineTest, ImageEncodingSwitchesFromTilesToWholeMidway) {
+  LogitsLog log;
+  EngineOptions o;
+  o.parallel = 2;
+  o.context = 2048;
+  o.on_logits = [&](uint64_t id, const float* l, int v) { log(id, l, v); };
+  Engine engine(*model_, ops(Compute::kF32), o, nullptr);
+  auto text = engine.submit(request("Hi", false, 2));
+  uint64_t id = 0;
+  auto image = engine.submit(request("Describe this image.", true, 3), &id);
+  EXPECT_FALSE(wait(*text).error);
+  Completion c = wait(*image);
+  ASSERT_FALSE(c.error) << c.error->what();
+  auto [want, rows] = lone(request("Describe this image.", true, 3), Compute::kF32);
+  EXPECT_EQ(c.text, want);
+  ASSERT_EQ(log.rows[id].size(), rows.size());
+  for (size_t s = 0; s < rows.size(); s++) EXPECT_LE(max_diff(log.rows[id][s], rows[s]), 1e-4) << "step " << s;
+}
+
 TEST_F(EngineTest, FullQueueAnswers503AndLongPromptsAnswer400) {
   EngineOptions o;
   o.parallel = 1;

@@ -29,7 +29,7 @@ export const skipReason = (() => {
   const ci = process.env.CI === 'true';
   let why = null;
   if (!fs.existsSync(BIN)) why = `dsvl2 binary not found at ${BIN}`;
-  else if (!fs.existsSync(TOKENIZER)) why = `tokenizer not found at ${TOKENIZER} (scripts/fetch-tokenizer fetches it)`;
+  else if (!fs.existsSync(TOKENIZER)) why = `tokenizer not found at ${TOKENIZER} (scripts/fetch-tokenizer ${path.dirname(TOKENIZER)} fetches it)`;
   if (why && ci) throw new Error(`${why}; CI=true does not allow skipping`);
   if (why) console.log(`dsvl2-serve: skipped: ${why}`);
   return why ? `dsvl2-serve: skipped: ${why}` : false;  // not null: node:test skips on null
@@ -56,6 +56,9 @@ setWatchdog(Number(process.env.DSVL2_SERVE_WATCHDOG_S) || 300);
 process.on('exit', () => {
   for (const s of servers) s.kill('SIGKILL');
 });
+for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
+  process.on(sig, () => process.exit(128 + n));  // runs the exit handler above
+}
 after(async () => {
   await Promise.all([...servers].map((s) => s.stop()));
 });
@@ -176,6 +179,7 @@ export function request(base, { method = 'GET', path: p = '/', headers = {}, bod
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => finish());
         res.on('error', () => finish());
+        res.on('aborted', () => (response.aborted = true));  // cut off: the server died or reset
         function finish() {
           response.body = Buffer.concat(chunks);
           response.text = response.body.toString('utf8');
