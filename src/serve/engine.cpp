@@ -58,6 +58,15 @@ Engine::Engine(const VisionLanguageModel& model, const Ops& ops, const EngineOpt
     slots_.push_back(std::move(s));
   }
   opt_.context = slots_[0]->cache->context();
+  const ProcessorConfig& proc = model.processor();
+  int64_t max_tiles = 1;
+  for (const auto& [h, w] : proc.candidate_resolutions)
+    max_tiles = std::max<int64_t>(max_tiles, int64_t(h / proc.image_size) * (w / proc.image_size));
+  const VisionConfig& vc = model.config().vision;
+  vision_scratch_.reserve((1 + max_tiles) * vc.grid() * vc.grid(), vc);
+  for (Tensor* t : {&vision_scratch_.x, &vision_scratch_.h, &vision_scratch_.qkv, &vision_scratch_.attn,
+                    &vision_scratch_.mlp})
+    std::memset(t->data(), 0, t->nbytes());  // fault the pages in now, not during a request
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -133,6 +142,11 @@ std::shared_ptr<RequestStream> Engine::submit(ChatRequest req, uint64_t* id) {
   return out;
 }
 
+size_t Engine::vision_bytes() const {
+  const VisionScratch& v = vision_scratch_;
+  return v.x.nbytes() + v.h.nbytes() + v.qkv.nbytes() + v.attn.nbytes() + v.mlp.nbytes();
+}
+
 EngineGauges Engine::gauges() const {
   std::lock_guard<std::mutex> lock(mu_);
   EngineGauges g;
@@ -175,11 +189,12 @@ void Engine::loop() {
     check_deadlines();
     bool decoding = false;
     for (auto& s : slots_) decoding |= s->state == Slot::State::kRunning;
+    // One image pass a step, and one image at a time (they share the
+    // activations): the slot whose encoding has begun goes first.
+    Slot* encoding = nullptr;
     for (auto& s : slots_)
-      if (s->state == Slot::State::kEncoding) {
-        advance_vision(*s, decoding);
-        break;  // one image pass a step: encoding takes turns with decoding
-      }
+      if (s->state == Slot::State::kEncoding && (!encoding || s->encoding)) encoding = s.get();
+    if (encoding) advance_vision(*encoding, decoding);
     step();
   }
 }
@@ -227,7 +242,7 @@ void Engine::advance_vision(Slot& slot, bool others_decoding) {
                                                        slot.job->crop ? CropMode::kOn : CropMode::kOff);
       ready.reset();
       slot.encoding = std::make_unique<VisionEncoding>(model_.vision(), std::move(pre.pixel_values),
-                                                       std::move(pre.images_spatial_crop));
+                                                       std::move(pre.images_spatial_crop), &vision_scratch_);
     }
     // While others decode, one block on one tile a step (~ one decode step's
     // time at Tiny's size); otherwise the whole tower at once.

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "model/vl_model.h"
+#include "vision/siglip.h"
 #include "serve/chat_request.h"
 #include "serve/image_cache.h"
 #include "serve/metrics.h"
@@ -38,7 +39,7 @@ struct EngineOptions {
   int prefill_chunk = 512;  // prompt rows per step when nothing decodes
   // While some sequence decodes, each step adds at most this many prompt rows
   // and one vision block, so decode latency stays within a small factor.
-  int prefill_chunk_decoding = 32;
+  int prefill_chunk_decoding = 8;
   double timeout_s = 600;   // wall time per request
   // Sees every logits row a request's token is sampled from (tests compare
   // batched and lone runs); called on the engine thread.
@@ -59,6 +60,8 @@ class Engine {
   EngineGauges gauges() const;
   // Bytes reserved for the slots' KV caches (at most parallel x context).
   size_t kv_bytes() const { return kv_bytes_; }
+  // Bytes of the vision activations kept for encoding.
+  size_t vision_bytes() const;
   const EngineOptions& options() const { return opt_; }
 
  private:
@@ -80,6 +83,9 @@ class Engine {
   Metrics* metrics_;
   size_t kv_bytes_ = 0;
   ImageCache image_cache_;
+  // One image is encoded at a time, in these activations, reserved and
+  // touched at start-up for the largest tiling the processor allows.
+  VisionScratch vision_scratch_;
   std::vector<std::unique_ptr<Slot>> slots_;
   uint64_t clock_ = 0;  // orders slot use for LRU choice
 

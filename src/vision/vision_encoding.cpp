@@ -6,8 +6,12 @@
 
 namespace dsvl2 {
 
-VisionEncoding::VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop)
-    : model_(model), pixels_(std::move(pixel_values)), crops_(std::move(images_spatial_crop)) {
+VisionEncoding::VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop,
+                               VisionScratch* scratch)
+    : model_(model),
+      pixels_(std::move(pixel_values)),
+      crops_(std::move(images_spatial_crop)),
+      scratch_(scratch ? *scratch : own_scratch_) {
   // The tile count is checked before any expensive work.
   const int64_t need = tiles_for_crops(crops_);
   DSVL2_REQUIRE(pixels_.shape().size() == 4 && pixels_.dim(0) == need,
@@ -42,7 +46,7 @@ bool VisionEncoding::advance(const Ops& ops, int max_blocks, int64_t max_tiles) 
   }
   if (done_ == blocks()) {
     Tensor feats = model_.tower.final_norm(n_tiles_, scratch_, ops);
-    scratch_ = VisionScratch{};  // the activations are no longer needed
+    own_scratch_ = VisionScratch{};  // the activations are no longer needed
     tokens_ = model_.layout.arrange(model_.projector.forward(feats, ops), crops_);
     pixels_ = Tensor{};
     finished_ = true;

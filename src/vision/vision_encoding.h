@@ -18,7 +18,11 @@ namespace dsvl2 {
 class VisionEncoding {
  public:
   // Checks the shapes now (Error); the model must outlive the encoding.
-  VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop);
+  // `scratch`: activations to reuse (a server keeps one, so each image does
+  // not fault in a few hundred MB of fresh pages); null: its own, freed when
+  // done. A shared scratch serves one unfinished encoding at a time.
+  VisionEncoding(const VisionModel& model, Tensor pixel_values, Tensor images_spatial_crop,
+                 VisionScratch* scratch = nullptr);
 
   int blocks() const { return model_.tower.blocks(); }
   int blocks_done() const { return done_; }
@@ -37,7 +41,8 @@ class VisionEncoding {
  private:
   const VisionModel& model_;
   Tensor pixels_, crops_;
-  VisionScratch scratch_;
+  VisionScratch own_scratch_;
+  VisionScratch& scratch_;
   int64_t n_tiles_ = 0;
   int done_ = 0;
   int64_t tile_ = 0;  // tiles of block done_ already run

@@ -64,6 +64,16 @@ TEST(VisionPieces, AdvancingInPiecesEqualsOnePass) {
     EXPECT_EQ(calls, enc.blocks() * per_block);
     Tensor got = enc.take_tokens();
     EXPECT_EQ(test::diff(got.f32(), want.f32(), want.numel()).max_abs, 0.0) << "split by tiles";
+    // Two encodings, one after the other, in one kept scratch.
+    VisionScratch kept;
+    for (int round = 0; round < 2; round++) {
+      VisionEncoding shared(model.vision(), copy_of(pre.pixel_values), copy_of(pre.images_spatial_crop), &kept);
+      while (!shared.advance(ops, 1, 3)) {
+      }
+      Tensor t = shared.take_tokens();
+      EXPECT_EQ(test::diff(t.f32(), want.f32(), want.numel()).max_abs, 0.0) << "kept scratch, round " << round;
+      EXPECT_GT(kept.rows, 0);
+    }
     // Started by tiles, finished whole (a scheduler whose other work ended).
     VisionEncoding mixed(model.vision(), copy_of(pre.pixel_values), copy_of(pre.images_spatial_crop));
     EXPECT_FALSE(mixed.advance(ops, 1, 1));

@@ -94,9 +94,11 @@ int serve_main(ServeFlags f) {
   serve::Engine engine(model, ops, f.engine, &metrics);
   const std::string name = std::filesystem::path(f.model).filename().string();
   std::fprintf(stderr,
-               "dsvl2: memory budget: weights %.2f GiB + KV %d slots x %d positions %.2f GiB + image cache %.2f GiB\n",
+               "dsvl2: memory budget: weights %.2f GiB + KV %d slots x %d positions %.2f GiB + image cache %.2f GiB"
+               " + vision activations %.2f GiB\n",
                gib(packed > 0 ? packed : checkpoint_bytes(f.model)), engine.options().parallel,
-               engine.options().context, gib(engine.kv_bytes()), gib(f.engine.image_cache_bytes));
+               engine.options().context, gib(engine.kv_bytes()), gib(f.engine.image_cache_bytes),
+               gib(engine.vision_bytes()));
   http.attach(&engine, name.empty() ? "dsvl2" : name);
   std::fprintf(stderr, "dsvl2: serving %s at http://%s:%d/\n", f.model.c_str(), f.http.host.c_str(), port);
   std::fflush(stderr);
@@ -135,7 +137,7 @@ Command reg("serve", "OpenAI-compatible vision server with continuous batching a
   app.add_option("--prefill-chunk", f->engine.prefill_chunk, "Prompt rows per step when nothing decodes (default 512)")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--prefill-chunk-decoding", f->engine.prefill_chunk_decoding,
-                 "Prompt rows per step while others decode (default 32)")
+                 "Prompt rows per step while others decode (default 8)")
       ->check(CLI::Range(1, 1 << 16));
   app.add_flag("--no-repack", f->no_repack, "Run from the mapped checkpoint instead of repacking");
   return std::function<int()>([f] { return serve_main(*f); });
