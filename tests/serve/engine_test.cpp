@@ -92,6 +92,19 @@ struct LogitsLog {
   }
 };
 
+// Eight prompts, every third with the image.
+constexpr const char* texts[] = {"Describe this image.", "What colour is the sky?", "Count the objects.",
+                                 "Hello there",          "Write a poem.",            "What is shown?",
+                                 "Name three fruits.",   "Explain gravity."};
+
+EngineOptions logged(LogitsLog& log, int parallel) {
+  EngineOptions o;
+  o.parallel = parallel;
+  o.context = 2048;
+  o.on_logits = [&log](uint64_t id, const float* l, int v) { log(id, l, v); };
+  return o;
+}
+
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = a.size() == b.size() ? 0 : 1e30;
   for (size_t i = 0; i < std::min(a.size(), b.size()); i++) m = std::max(m, double(std::abs(a[i] - b[i])));
@@ -100,13 +113,7 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST_F(EngineTest, EightBatchedRequestsMatchLoneRunsInF32) {
   LogitsLog log;
-  EngineOptions o;
-  o.parallel = 8;
-  o.context = 2048;
-  o.on_logits = [&](uint64_t id, const float* l, int v) { log(id, l, v); };
-  Engine engine(*model_, ops(Compute::kF32), o, nullptr);
-  const char* texts[] = {"Describe this image.", "What colour is the sky?", "Count the objects.", "Hello there",
-                         "Write a poem.", "What is shown?", "Name three fruits.", "Explain gravity."};
+  Engine engine(*model_, ops(Compute::kF32), logged(log, 8), nullptr);
   std::vector<ChatRequest> reqs;
   std::vector<std::shared_ptr<RequestStream>> outs;
   std::vector<uint64_t> ids(8);
@@ -129,13 +136,7 @@ TEST_F(EngineTest, EightBatchedRequestsMatchLoneRunsInF32) {
 // are printed (docs/performance.md quotes them) and bounded loosely.
 TEST_F(EngineTest, BatchedRequestsAgreeWithLoneRunsInBF16) {
   LogitsLog log;
-  EngineOptions o;
-  o.parallel = 8;
-  o.context = 2048;
-  o.on_logits = [&](uint64_t id, const float* l, int v) { log(id, l, v); };
-  Engine engine(*model_, ops(Compute::kBF16), o, nullptr);
-  const char* texts[] = {"Describe this image.", "What colour is the sky?", "Count the objects.", "Hello there",
-                         "Write a poem.", "What is shown?", "Name three fruits.", "Explain gravity."};
+  Engine engine(*model_, ops(Compute::kBF16), logged(log, 8), nullptr);
   std::vector<std::shared_ptr<RequestStream>> outs;
   std::vector<uint64_t> ids(8);
   for (int i = 0; i < 8; i++) outs.push_back(engine.submit(request(texts[i], i % 3 == 0, 16), &ids[i]));
