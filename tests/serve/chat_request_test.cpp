@@ -191,6 +191,23 @@ TEST(ChatRequest, MalformedRequestsAre400NamingTheField) {
   }
 }
 
+TEST(ChatRequest, MasksOverTheCoordinateCapAre400) {
+  std::string poly = "[";
+  for (int i = 0; i < 20000; i++) poly += std::string(i ? "," : "") + std::to_string(10 + i % 50);
+  poly += "]";
+  std::string mask = "[" + poly;
+  for (int k = 1; k < 6; k++) mask += "," + poly;  // 120,000 values
+  mask += "]";
+  try {
+    parse_chat_request(user("[" + image_part(demo_png_url(), R"(,"visual_prompt":{"shape":"mask","mask":)" + mask + "}") + "]"),
+                       {});
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param, "messages[0].content[0].visual_prompt.mask") << e.what();
+  }
+}
+
 TEST(ChatRequest, OversizedImagesAreRefusedBeforeDecoding) {
   RequestLimits lim;
   lim.max_pixels = 100 * 100;  // the 640x480 demo is over it: checked from the header
