@@ -1,0 +1,55 @@
+// One output shard of a job, written so that `kill -9` at any instant and a
+// resume lose nothing and repeat nothing. Lines go to NAME.jsonl.partial;
+// every `batch` items the file is flushed to disk and then the ledger
+// (NAME.ledger.sqlite beside it) commits the items and the file's length in
+// one transaction. A resumed run truncates the file to the committed length
+// (dropping lines whose items were not committed) and skips committed items.
+// The finished shard is renamed to NAME.jsonl.
+//
+//   ShardWriter out(dir, spec.name("synth"), resume);
+//   for (item ...) { if (out.committed(item)) continue; out.add(item, line, error); }
+//   out.finish();
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "jobs/ledger.h"
+
+namespace dsvl2::jobs {
+
+class ShardWriter {
+ public:
+  // Without `resume`, existing output or ledger of this name is an Error
+  // (nothing is overwritten by accident).
+  ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch = 64);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  bool finished() const { return finished_; }  // by this run or an earlier one
+  bool committed(int64_t item);
+  // An item's output line (no newline; empty for none) or its error.
+  void add(int64_t item, const std::string& line, const std::string& error = "");
+  // Commits the rest and renames the output. Returns the final path.
+  std::string finish();
+
+  int64_t items() const { return items_; }
+  int64_t errors() const { return errors_; }
+  const std::vector<std::pair<int64_t, std::string>>& new_errors() const { return new_errors_; }
+  const std::string& output_path() const { return final_; }
+
+ private:
+  void checkpoint(bool done);
+  std::string name_, final_, partial_;
+  int batch_;
+  std::unique_ptr<Ledger> ledger_;
+  std::FILE* file_ = nullptr;
+  bool finished_ = false, in_tx_ = false;
+  int64_t items_ = 0, errors_ = 0, bytes_ = 0, pending_ = 0;
+  std::vector<std::pair<int64_t, std::string>> new_errors_;  // this run's
+};
+
+}  // namespace dsvl2::jobs

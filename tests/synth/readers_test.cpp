@@ -1,0 +1,550 @@
+// Annotation readers: hand-written COCO / RefCOCO / Flickr30k / Visual Genome
+// fixtures with known answers, RLE decoding against a pycocotools-style
+// encoder written here, mask tracing, and hostile files (each bad record an
+// error, the rest of the set intact).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "synth/annotations.h"
+#include "synth/readers_json.h"
+#include "synth/rle.h"
+#include "test_util.h"
+
+namespace dsvl2::synth {
+namespace {
+
+// ---- pycocotools encoder (maskApi.c rleEncode + rleToString), for the tests
+
+// Column-major runs, 0s first. `mask` is row-major [h][w].
+std::vector<uint32_t> encode_counts(const std::vector<uint8_t>& mask, int64_t h, int64_t w) {
+  std::vector<uint32_t> cnts;
+  uint8_t p = 0;
+  uint32_t c = 0;
+  for (int64_t x = 0; x < w; ++x)
+    for (int64_t y = 0; y < h; ++y) {
+      uint8_t v = mask[size_t(y * w + x)] ? 1 : 0;
+      if (v != p) {
+        cnts.push_back(c);
+        c = 0;
+        p = v;
+      }
+      ++c;
+    }
+  cnts.push_back(c);
+  return cnts;
+}
+
+std::string encode_string(const std::vector<uint32_t>& cnts) {
+  std::string s;
+  for (size_t i = 0; i < cnts.size(); ++i) {
+    long x = long(cnts[i]);
+    if (i > 2) x -= long(cnts[i - 2]);
+    bool more = true;
+    while (more) {
+      char c = char(x & 0x1f);
+      x >>= 5;
+      more = (c & 0x10) ? x != -1 : x != 0;
+      if (more) c |= 0x20;
+      c += 48;
+      s.push_back(c);
+    }
+  }
+  return s;
+}
+
+std::string counts_json(const std::vector<uint32_t>& cnts) {
+  std::string s = "[";
+  for (size_t i = 0; i < cnts.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(cnts[i]);
+  }
+  s += ']';
+  return s;
+}
+
+std::vector<uint8_t> rect_mask(int64_t h, int64_t w, int64_t x0, int64_t y0, int64_t x1, int64_t y1) {
+  std::vector<uint8_t> m(size_t(h * w), 0);
+  for (int64_t y = y0; y < y1; ++y)
+    for (int64_t x = x0; x < x1; ++x) m[size_t(y * w + x)] = 1;
+  return m;
+}
+
+std::string write(const std::string& dir, const std::string& name, const std::string& text) {
+  std::string p = dir + "/" + name;
+  write_file(p, text);
+  return p;
+}
+
+bool has_error(const AnnotationSet& s, const std::string& needle, int64_t ann_id = -2) {
+  for (const auto& e : s.errors)
+    if (e.what.find(needle) != std::string::npos && (ann_id == -2 || e.annotation_id == ann_id)) return true;
+  return false;
+}
+
+std::string all_errors(const AnnotationSet& s) {
+  std::string out;
+  for (const auto& e : s.errors) out += e.what + "\n";
+  return out;
+}
+
+// ---- RLE
+
+TEST(Rle, KnownCompressedStrings) {
+  // Worked by hand from rleToString: counts after the first two are deltas.
+  Rle r = rle_from_string(1, 11, "0233N");
+  EXPECT_EQ(r.counts, (std::vector<uint32_t>{0, 2, 3, 5, 1}));
+  EXPECT_EQ(rle_area(r), 7);
+  EXPECT_EQ(rle_area(rle_from_string(10, 10, "T3")), 0);    // one run of 100 zeros
+  EXPECT_EQ(rle_area(rle_from_string(10, 10, "0T3")), 100);  // then 100 ones
+  EXPECT_EQ(encode_string({0, 2, 3, 5, 1}), "0233N");
+}
+
+TEST(Rle, RandomMasksRoundTripBothForms) {
+  std::mt19937 rng(7);
+  for (int t = 0; t < 60; ++t) {
+    int64_t h = 1 + rng() % 37, w = 1 + rng() % 41;
+    double density = (rng() % 100) / 100.0;
+    std::vector<uint8_t> m(size_t(h * w));
+    for (auto& v : m) v = (rng() % 1000) < density * 1000 ? 1 : 0;
+    std::vector<uint32_t> cnts = encode_counts(m, h, w);
+    int64_t area = std::count(m.begin(), m.end(), 1);
+    Rle a = rle_from_string(h, w, encode_string(cnts));
+    EXPECT_EQ(a.counts, cnts);
+    EXPECT_EQ(rle_decode(a).bits, m) << "h=" << h << " w=" << w;
+    EXPECT_EQ(rle_area(a), area);
+    std::vector<int64_t> c64(cnts.begin(), cnts.end());
+    EXPECT_EQ(rle_decode(rle_from_counts(h, w, c64)).bits, m);
+  }
+}
+
+TEST(Rle, RejectsMalformed) {
+  EXPECT_THROW(rle_from_string(10, 10, "T4"), Error);       // sums to 132, not 100
+  EXPECT_THROW(rle_from_string(10, 10, "0T"), Error);       // ends inside a count
+  EXPECT_THROW(rle_from_string(10, 10, "0T3~"), Error);     // '~' is outside '0'..'o'
+  EXPECT_THROW(rle_from_string(0, 10, ""), Error);          // no size
+  EXPECT_THROW(rle_from_string(1 << 20, 1 << 20, "0"), Error);  // over the pixel limit
+  EXPECT_THROW(rle_from_counts(2, 2, {1, -1, 4}), Error);
+  EXPECT_THROW(rle_from_counts(2, 2, {1, 1}), Error);
+  EXPECT_THROW(rle_from_string(1, 4, "bbbbbbbbbbbbbbbb"), Error);  // a count of too many groups
+}
+
+// ---- tracing
+
+double total_area(const std::vector<ground::Polygon>& parts) {
+  double a = 0;
+  for (const auto& p : parts) a += ground::area(p);
+  return a;
+}
+
+TEST(Trace, RectangleLShapeDiagonalAndHole) {
+  BinaryMask m{10, 8, rect_mask(8, 10, 2, 1, 6, 4)};
+  auto parts = trace_mask(m);
+  ASSERT_EQ(parts.size(), 1u);
+  ASSERT_EQ(parts[0].size(), 4u);
+  EXPECT_EQ(parts[0][0].x, 2);
+  EXPECT_EQ(parts[0][0].y, 1);
+  EXPECT_EQ(parts[0][2].x, 6);
+  EXPECT_EQ(parts[0][2].y, 4);
+  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 12);
+
+  // L: a 3x1 bar and a 1x2 leg.
+  BinaryMask l{5, 5, std::vector<uint8_t>(25, 0)};
+  for (int x = 0; x < 3; ++x) l.bits[size_t(1 * 5 + x)] = 1;
+  l.bits[2 * 5 + 0] = l.bits[3 * 5 + 0] = 1;
+  parts = trace_mask(l);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].size(), 6u);
+  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 5);
+
+  // Pixels touching at a corner are two 4-connected components.
+  BinaryMask d{4, 4, std::vector<uint8_t>(16, 0)};
+  d.bits[1 * 4 + 1] = d.bits[2 * 4 + 2] = 1;
+  parts = trace_mask(d);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].size(), 4u);
+  EXPECT_EQ(parts[1].size(), 4u);
+
+  // A ring: only the outer boundary, which covers the hole.
+  BinaryMask ring{5, 5, rect_mask(5, 5, 0, 0, 5, 5)};
+  ring.bits[2 * 5 + 2] = 0;
+  parts = trace_mask(ring);
+  ASSERT_EQ(parts.size(), 1u);
+  EXPECT_EQ(parts[0].size(), 4u);
+  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 25);
+}
+
+TEST(Trace, RandomMasksEveryPixelCovered) {
+  std::mt19937 rng(11);
+  for (int t = 0; t < 40; ++t) {
+    int64_t h = 1 + rng() % 30, w = 1 + rng() % 30;
+    BinaryMask m{w, h, std::vector<uint8_t>(size_t(h * w))};
+    for (auto& v : m.bits) v = rng() % 3 == 0;
+    auto parts = trace_mask(m);
+    int64_t set = std::count(m.bits.begin(), m.bits.end(), 1);
+    EXPECT_GE(total_area(parts), double(set));
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        if (m.at(x, y)) {
+          ASSERT_TRUE(ground::contains_any(parts, {x + 0.5, y + 0.5})) << x << "," << y;
+        }
+  }
+}
+
+TEST(Trace, LimitsKeepTheLargest) {
+  BinaryMask m{20, 20, std::vector<uint8_t>(400, 0)};
+  for (int y = 0; y < 18; y += 2)
+    for (int x = 0; x < 20; x += 2) m.bits[size_t(y * 20 + x)] = 1;  // 90 single pixels
+  for (int x = 0; x < 20; ++x) m.bits[size_t(19 * 20 + x)] = 1;        // and one bar
+  TraceLimits lim;
+  lim.max_parts = 5;
+  auto parts = trace_mask(m, lim);
+  ASSERT_EQ(parts.size(), 5u);
+  EXPECT_DOUBLE_EQ(ground::area(parts.back()), 20);  // the bar (last in raster order) was kept
+}
+
+// ---- COCO
+
+struct CocoFixture {
+  std::string text;
+  int64_t l_area = 0;
+};
+
+// Images 1 (100x80) and 2 (50x40); a rejected image 3; good annotations 9-13;
+// each hostile annotation 20-32 breaks one rule. Categories come last, as in
+// COCO's own files.
+CocoFixture coco_fixture() {
+  CocoFixture f;
+  std::vector<uint8_t> rect = rect_mask(40, 50, 5, 10, 15, 20);  // 10 x 10
+  std::vector<uint8_t> l = rect_mask(40, 50, 20, 5, 40, 10);     // L: 20x5 bar + 5x15 leg
+  for (int y = 10; y < 25; ++y)
+    for (int x = 20; x < 25; ++x) l[size_t(y * 50 + x)] = 1;
+  f.l_area = std::count(l.begin(), l.end(), 1);
+  std::string deep(100000, '[');
+  deep += std::string(100000, ']');
+  f.text = R"({"info": {"description": "test"}, "licenses": [],
+  "images": [
+    {"id": 2, "file_name": "b.jpg", "width": 50, "height": 40},
+    {"id": 1, "file_name": "a.jpg", "width": 100, "height": 80},
+    {"id": 3, "file_name": "c.jpg", "width": 0, "height": 40},
+    {"id": 1, "file_name": "again.jpg", "width": 10, "height": 10}
+  ],
+  "annotations": [
+    {"id": 11, "image_id": 1, "category_id": 2, "bbox": [90, 70, 20, 20], "iscrowd": 0,
+     "segmentation": [[90, 70, 100, 70, 95, 80], [1, 2, 3, 4]]},
+    {"id": 10, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 30], "iscrowd": 0, "area": 600,
+     "segmentation": [[10, 10, 30, 10, 30, 40, 10, 40]]},
+    {"id": 12, "image_id": 2, "category_id": 1, "bbox": [5, 10, 10, 10], "iscrowd": 1,
+     "segmentation": {"size": [40, 50], "counts": )" +
+           counts_json(encode_counts(rect, 40, 50)) + R"(}},
+    {"id": 13, "image_id": 2, "category_id": 2, "bbox": [20, 5, 20, 20], "iscrowd": 0,
+     "segmentation": {"size": [40, 50], "counts": ")" +
+           encode_string(encode_counts(l, 40, 50)) + R"("}},
+    {"id": 9, "image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 0},
+    {"id": 20, "image_id": 1, "category_id": 1, "bbox": [1, 1, 0, 5]},
+    {"id": 21, "image_id": 1, "category_id": 1, "bbox": [200, 200, 10, 10]},
+    {"id": 22, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": [[1, 2, 3, 4]]},
+    {"id": 23, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": {"size": [41, 50], "counts": [2050]}},
+    {"id": 24, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": {"size": [40, 50], "counts": [5, 6]}},
+    {"id": 25, "image_id": 99, "category_id": 1, "bbox": [1, 1, 5, 5]},
+    {"id": 26, "image_id": 1, "category_id": 77, "bbox": [1, 1, 5, 5]},
+    {"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+    {"id": 27, "image_id": 3, "category_id": 1, "bbox": [1, 1, 5, 5]},
+    {"id": 28, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]},
+    {"id": 29, "image_id": 1, "category_id": 1, "bbox": [1, "x", 3, 4]},
+    {"id": 30, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "note": ")" +
+           std::string((8u << 20) + 10, 'a') + R"("},
+    {"id": 31, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "extra": )" +
+           deep + R"(},
+    {"id": 32, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": {"size": [40, 50], "counts": "0T~"}}
+  ],
+  "categories": [{"id": 1, "name": "person", "supercategory": "person"}, {"id": 2, "name": "dog"},
+                 {"id": 1, "name": "duplicate"}]
+})";
+  return f;
+}
+
+TEST(Coco, KnownAnswersAndHostileRecords) {
+  std::string dir = test::temp_dir("synth_coco");
+  CocoFixture f = coco_fixture();
+  AnnotationSet s = read_coco_instances(write(dir, "instances.json", f.text));
+
+  ASSERT_EQ(s.images.size(), 2u) << all_errors(s);
+  ASSERT_EQ(s.images[0].objects.size(), 2u) << all_errors(s);
+  EXPECT_EQ(s.categories, (std::map<int64_t, std::string>{{1, "person"}, {2, "dog"}}));
+  const AnnotatedImage& a = s.images[0];
+  EXPECT_EQ(a.id, 1);
+  EXPECT_EQ(a.file_name, "a.jpg");
+  EXPECT_EQ(a.width, 100);
+  EXPECT_EQ(a.source, "coco");
+  ASSERT_EQ(a.objects.size(), 2u);
+  EXPECT_EQ(a.objects[0].id, 10);
+  EXPECT_EQ(a.objects[0].category, "person");
+  EXPECT_EQ(a.objects[0].box.x2, 30);
+  EXPECT_EQ(a.objects[0].box.y2, 40);
+  ASSERT_EQ(a.objects[0].polygons.size(), 1u);
+  EXPECT_EQ(a.objects[0].polygons[0].size(), 4u);
+  // 11: clipped to the image; the two-point part dropped.
+  EXPECT_EQ(a.objects[1].id, 11);
+  EXPECT_EQ(a.objects[1].category, "dog");
+  EXPECT_EQ(a.objects[1].box.x1, 90);
+  EXPECT_EQ(a.objects[1].box.x2, 100);
+  EXPECT_EQ(a.objects[1].box.y2, 80);
+  ASSERT_EQ(a.objects[1].polygons.size(), 1u);
+  EXPECT_EQ(a.objects[1].polygons[0].size(), 3u);
+
+  const AnnotatedImage& b = s.images[1];
+  EXPECT_EQ(b.id, 2);
+  ASSERT_EQ(b.objects.size(), 3u);
+  EXPECT_EQ(b.objects[0].id, 9);
+  EXPECT_TRUE(b.objects[0].polygons.empty());
+  EXPECT_EQ(b.objects[1].id, 12);
+  EXPECT_TRUE(b.objects[1].crowd);
+  ASSERT_EQ(b.objects[1].polygons.size(), 1u);  // uncompressed RLE, traced
+  EXPECT_EQ(b.objects[1].polygons[0].size(), 4u);
+  EXPECT_DOUBLE_EQ(ground::area(b.objects[1].polygons[0]), 100);
+  EXPECT_EQ(b.objects[2].id, 13);
+  EXPECT_FALSE(b.objects[2].crowd);
+  ASSERT_EQ(b.objects[2].polygons.size(), 1u);  // compressed RLE, traced
+  EXPECT_EQ(b.objects[2].polygons[0].size(), 6u);
+  EXPECT_DOUBLE_EQ(ground::area(b.objects[2].polygons[0]), double(f.l_area));
+
+  EXPECT_TRUE(has_error(s, "has no area", 20));
+  EXPECT_TRUE(has_error(s, "outside the 100 x 80 image", 21));
+  EXPECT_TRUE(has_error(s, "no polygon of 3", 22));
+  EXPECT_TRUE(has_error(s, "RLE size [41, 50] is not the image's [40, 50]", 23));
+  EXPECT_TRUE(has_error(s, "sum to 11", 24));
+  EXPECT_TRUE(has_error(s, "image_id 99 does not resolve", 25));
+  EXPECT_TRUE(has_error(s, "category_id 77 does not resolve", 26));
+  EXPECT_TRUE(has_error(s, "duplicate id", 10));
+  EXPECT_TRUE(has_error(s, "rejected image", 27));
+  EXPECT_TRUE(has_error(s, "bbox is not 4 numbers", 28));
+  EXPECT_TRUE(has_error(s, "not a number", 29));
+  EXPECT_TRUE(has_error(s, "longer than"));
+  EXPECT_TRUE(has_error(s, "deeper than"));
+  EXPECT_TRUE(has_error(s, "outside '0'..'o'", 32));
+  EXPECT_TRUE(has_error(s, "size 0 x 40"));
+  EXPECT_TRUE(has_error(s, "image 1: duplicate id"));
+  EXPECT_TRUE(has_error(s, "duplicate category id 1"));
+  EXPECT_EQ(s.errors.size(), 17u) << all_errors(s);
+}
+
+TEST(Coco, BadJsonThrowsTruncatedKeepsWhatWasRead) {
+  std::string dir = test::temp_dir("synth_coco_bad");
+  EXPECT_THROW(read_coco_instances(write(dir, "bad.json", "{not json")), Error);
+  EXPECT_THROW(read_coco_instances(write(dir, "scalar.json", "42")), Error);
+  EXPECT_THROW(read_coco_instances(write(dir, "array.json", "[]")), Error);
+  EXPECT_THROW(read_coco_instances(write(dir, "shape.json", R"({"images": 5, "annotations": []})")), Error);
+  EXPECT_THROW(read_coco_instances(dir + "/missing.json"), Error);
+
+  // Cut inside the annotations: the images read so far stay, and the error says where reading stopped.
+  std::string text = coco_fixture().text;
+  text = text.substr(0, text.find(R"({"id": 13,)") + 20);
+  AnnotationSet s = read_coco_instances(write(dir, "cut.json", text));
+  EXPECT_EQ(s.images.size(), 2u);
+  EXPECT_TRUE(has_error(s, "syntax error")) << all_errors(s);
+  EXPECT_TRUE(has_error(s, "category_id 1 does not resolve", 10));  // categories were after the cut
+}
+
+// ---- RefCOCO
+
+TEST(RefCoco, MergesExpressionsAndReportsUnresolved) {
+  std::string dir = test::temp_dir("synth_refs");
+  AnnotationSet s = read_coco_instances(write(dir, "instances.json", coco_fixture().text));
+  size_t before = s.errors.size();
+  std::string refs = write(dir, "refs(umd).json", R"([
+    {"ref_id": 1, "ann_id": 10, "image_id": 1, "split": "train", "category_id": 1,
+     "sentences": [{"sent": "man on the left", "raw": "Man on the left."}, {"sent": "left guy"}]},
+    {"ref_id": 2, "ann_id": 999, "image_id": 1, "split": "val", "category_id": 1, "sentences": [{"sent": "x"}]},
+    {"ref_id": 3, "ann_id": 12, "image_id": 1, "split": "val", "category_id": 1, "sentences": [{"sent": "x"}]},
+    {"ref_id": 1, "ann_id": 13, "image_id": 2, "split": "val", "category_id": 2, "sentences": [{"sent": "x"}]},
+    {"ref_id": 4, "ann_id": 13, "image_id": 2, "split": "test", "category_id": 2, "sentences": [{"sent": "the dog"}]}
+  ])");
+  AnnotationSet empty = read_annotations(refs, &s);  // sniffed; merged into s
+  EXPECT_TRUE(empty.images.empty());
+  EXPECT_EQ(s.images[0].objects[0].expressions, (std::vector<std::string>{"man on the left", "left guy"}));
+  EXPECT_EQ(s.images[0].source, "refcocog");
+  EXPECT_EQ(s.images[1].objects[2].expressions, (std::vector<std::string>{"the dog"}));
+  EXPECT_TRUE(s.images[1].objects[1].expressions.empty());
+  EXPECT_TRUE(has_error(s, "ann_id 999 does not resolve", 999));
+  EXPECT_TRUE(has_error(s, "image_id 1 does not resolve", 12));
+  EXPECT_TRUE(has_error(s, "duplicate ref_id 1"));
+  EXPECT_EQ(s.errors.size(), before + 3) << all_errors(s);
+  EXPECT_THROW(read_annotations(refs), Error);  // refs need their COCO set
+}
+
+// ---- Flickr30k Entities JSON
+
+TEST(Flickr30k, PhrasesBoxesAndOffsets) {
+  std::string dir = test::temp_dir("synth_flickr");
+  std::string path = write(dir, "flickr.json", R"([
+    {"image_id": 5, "file_name": "5.jpg", "width": 100, "height": 50,
+     "caption": "A man in a red shirt talks to two dogs .", "other_captions": ["Two dogs and a man ."],
+     "phrases": [
+       {"text": "A man", "first_char": 0, "boxes": [[10, 5, 40, 45], [200, 200, 300, 300]]},
+       {"text": "a red shirt", "first_char": 9, "boxes": [[12, 15, 38, 30]]},
+       {"text": "two dogs", "first_char": 30, "boxes": [[50, 20, 70, 40], [70, 20, 95, 60]]},
+       {"text": "man", "first_char": 2, "boxes": [[10, 5, 40, 45]]},
+       {"text": "shirt", "first_char": 3, "boxes": [[1, 1, 2, 2]]},
+       {"text": "the scene", "first_char": 0, "boxes": []}
+     ]},
+    {"image_id": 5, "width": 10, "height": 10, "caption": "dup", "phrases": []},
+    {"image_id": 4, "width": 10, "height": 10, "caption": "nothing here", "phrases": []}
+  ])");
+  AnnotationSet s = read_annotations(path);
+  ASSERT_EQ(s.images.size(), 2u) << all_errors(s);
+  EXPECT_EQ(s.images[0].id, 4);
+  EXPECT_EQ(s.images[0].file_name, "4.jpg");
+  const AnnotatedImage& im = s.images[1];
+  EXPECT_EQ(im.source, "flickr30k");
+  EXPECT_EQ(im.captions.size(), 2u);
+  ASSERT_EQ(im.objects.size(), 4u);
+  EXPECT_EQ(im.objects[0].expressions, (std::vector<std::string>{"A man", "man"}));  // one box, two phrases
+  EXPECT_EQ(im.objects[0].category_id, -1);
+  EXPECT_EQ(im.objects[3].box.y2, 50);  // clipped
+  ASSERT_EQ(im.phrases.size(), 4u);
+  EXPECT_EQ(im.phrases[2].text, "two dogs");
+  EXPECT_EQ(im.phrases[2].caption_begin, 30);
+  EXPECT_EQ(im.phrases[2].caption_end, 38);
+  EXPECT_EQ(im.phrases[2].object_ids, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(im.phrases[3].object_ids, (std::vector<int64_t>{1}));
+  for (const Phrase& p : im.phrases)
+    EXPECT_EQ(im.captions[0].substr(size_t(p.caption_begin), size_t(p.caption_end - p.caption_begin)), p.text);
+  EXPECT_TRUE(has_error(s, "lies outside"));
+  EXPECT_TRUE(has_error(s, "\"shirt\" is not at byte 3"));
+  EXPECT_TRUE(has_error(s, "\"the scene\" is not at byte 0"));
+  EXPECT_TRUE(has_error(s, "duplicate image_id 5"));
+  EXPECT_EQ(s.errors.size(), 4u) << all_errors(s);
+}
+
+// ---- Visual Genome
+
+TEST(VisualGenome, RegionsWithAndWithoutImageSize) {
+  std::string dir = test::temp_dir("synth_vg");
+  std::string path = write(dir, "region_descriptions.json", R"([
+    {"id": 1, "regions": [
+      {"region_id": 100, "image_id": 1, "phrase": "a cat", "x": 5, "y": 6, "width": 10, "height": 20},
+      {"region_id": 101, "image_id": 1, "phrase": "zero", "x": 5, "y": 6, "width": 0, "height": 20},
+      {"region_id": 99, "image_id": 1, "phrase": "left edge", "x": -5, "y": 2, "width": 10, "height": 3}]},
+    {"id": 2, "width": 40, "height": 30, "regions": [
+      {"region_id": 200, "image_id": 2, "phrase": "out", "x": 50, "y": 5, "width": 5, "height": 5},
+      {"region_id": 100, "image_id": 2, "phrase": "dup", "x": 1, "y": 1, "width": 5, "height": 5},
+      {"region_id": 201, "image_id": 3, "phrase": "elsewhere", "x": 1, "y": 1, "width": 5, "height": 5},
+      {"region_id": 202, "image_id": 2, "phrase": "tree", "x": 30, "y": 20, "width": 20, "height": 20}]}
+  ])");
+  AnnotationSet s = read_annotations(path);
+  ASSERT_EQ(s.images.size(), 2u) << all_errors(s);
+  const AnnotatedImage& a = s.images[0];
+  EXPECT_EQ(a.file_name, "1.jpg");
+  EXPECT_EQ(a.width, 0);  // unknown: the image gives it
+  EXPECT_EQ(a.source, "vg");
+  ASSERT_EQ(a.objects.size(), 2u);
+  EXPECT_EQ(a.objects[0].id, 99);
+  EXPECT_EQ(a.objects[0].box.x1, 0);
+  EXPECT_EQ(a.objects[0].box.x2, 5);
+  EXPECT_EQ(a.objects[1].expressions, (std::vector<std::string>{"a cat"}));
+  const AnnotatedImage& b = s.images[1];
+  ASSERT_EQ(b.objects.size(), 1u);
+  EXPECT_EQ(b.objects[0].box.x2, 40);
+  EXPECT_EQ(b.objects[0].box.y2, 30);
+  EXPECT_TRUE(has_error(s, "has no area", 101));
+  EXPECT_TRUE(has_error(s, "lies outside", 200));
+  EXPECT_TRUE(has_error(s, "duplicate region_id", 100));
+  EXPECT_TRUE(has_error(s, "not its entry's", 201));
+  EXPECT_EQ(s.errors.size(), 4u) << all_errors(s);
+
+  // Cut after the first entry: it stays.
+  std::string text = read_file(path);
+  AnnotationSet cut = read_visual_genome_regions(write(dir, "cut.json", text.substr(0, text.find(R"({"id": 2)") + 5)));
+  EXPECT_EQ(cut.images.size(), 1u);
+  EXPECT_TRUE(has_error(cut, "the rest of the file was not read"));
+}
+
+TEST(Sniff, PicksTheReaderOrRefuses) {
+  std::string dir = test::temp_dir("synth_sniff");
+  AnnotationSet coco = read_annotations(write(dir, "c.json", coco_fixture().text));
+  EXPECT_EQ(coco.images.size(), 2u);
+  EXPECT_TRUE(read_annotations(write(dir, "e.json", "[]")).images.empty());
+  EXPECT_THROW(read_annotations(write(dir, "u.json", R"([{"foo": 1}])")), Error);
+  EXPECT_THROW(read_annotations(write(dir, "o.json", R"({"foo": 1})")), Error);
+  EXPECT_THROW(read_annotations(write(dir, "b.json", "[{")), Error);
+}
+
+// ---- streaming limits
+
+std::vector<JsonRecord> stream_all(const std::string& path, const JsonLimits& lim, JsonStreamResult* res = nullptr) {
+  std::vector<JsonRecord> out;
+  JsonStreamResult r = stream_json(path, {}, [&](JsonRecord& rec) {
+    out.push_back(std::move(rec));
+    return true;
+  }, nullptr, lim);
+  if (res) *res = r;
+  return out;
+}
+
+TEST(StreamJson, LongStringsAreCutAtCharacterBoundaries) {
+  std::string dir = test::temp_dir("synth_stream");
+  JsonLimits lim;
+  lim.max_string_bytes = 16;
+  // Move escapes, a surrogate pair and UTF-8 across the cut point: the lexer
+  // must still accept every cut, flag the record and read the next one.
+  for (int pad = 0; pad < 24; ++pad) {
+    std::string s = std::string(size_t(pad), 'x') + "\\ud83d\\ude00\xc3\xbc\\n\\\"" + std::string(40, 'y');
+    std::string path = write(dir, "s.json", "[\"short\", {\"k\": \"" + s + "\"}, \"next\"]");
+    JsonStreamResult r;
+    auto recs = stream_all(path, lim, &r);
+    ASSERT_TRUE(r.stopped.empty()) << pad << ": " << r.stopped;
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(recs[0].value, "short");
+    EXPECT_NE(recs[1].problem.find("longer than 16"), std::string::npos);
+    EXPECT_EQ(recs[2].value, "next");
+  }
+}
+
+TEST(StreamJson, NumbersGapsDepthAndValueCounts) {
+  std::string dir = test::temp_dir("synth_stream2");
+  JsonLimits lim;
+  lim.max_token_chars = 10;
+  JsonStreamResult r;
+  auto recs = stream_all(write(dir, "n.json", "[1, 123456789012345678901234567890, 2]"), lim, &r);
+  EXPECT_EQ(recs.size(), 1u);
+  EXPECT_NE(r.stopped.find("number or literal longer than 10"), std::string::npos) << r.stopped;
+
+  lim = {};
+  lim.max_gap_bytes = 100;
+  recs = stream_all(write(dir, "g.json", "[1," + std::string(500, ' ') + "2]"), lim, &r);
+  EXPECT_NE(r.stopped.find("whitespace and brackets"), std::string::npos) << r.stopped;
+
+  lim = {};
+  lim.max_record_depth = 3;
+  lim.max_record_values = 6;
+  recs = stream_all(write(dir, "d.json", "[[[[[1]]]], [[1]], [1,2,3,4,5,6], [1,2,3,4,5], 7]"), lim, &r);
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_TRUE(r.stopped.empty());
+  EXPECT_NE(recs[0].problem.find("deeper than 3"), std::string::npos);
+  EXPECT_EQ(recs[1].value, nlohmann::json::parse("[[1]]"));
+  EXPECT_NE(recs[2].problem.find("more than 6 values"), std::string::npos);
+  EXPECT_EQ(recs[3].value.size(), 5u);
+  EXPECT_EQ(recs[4].value, 7);
+
+  // Skipped top-level members are parsed, never built, whatever their depth.
+  std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  std::vector<JsonRecord> got;
+  JsonStreamResult o = stream_json(write(dir, "o.json", R"({"info": )" + deep + R"(, "images": [{"id": 1}]})"),
+                                   {"images"}, [&](JsonRecord& rec) {
+                                     got.push_back(std::move(rec));
+                                     return true;
+                                   });
+  EXPECT_TRUE(o.stopped.empty()) << o.stopped;
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].section, "images");
+  EXPECT_EQ(got[0].value["id"], 1);
+}
+
+}  // namespace
+}  // namespace dsvl2::synth
