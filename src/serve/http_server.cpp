@@ -18,7 +18,14 @@ constexpr const char* kJson = "application/json";
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 503) res.set_header("Retry-After", "1");
+  // Answered before the body was read (413): the unread bytes would be taken
+  // as the next request on this connection, so the client must not reuse it.
+  if (e.status == 413) res.set_header("Connection", "close");
   res.set_content(error_body(e), kJson);
+}
+
+ApiError unauthorized() {
+  return ApiError(401, "missing or wrong API key (Authorization: Bearer KEY)", "", "", "invalid_api_key");
 }
 
 // Compares in time that depends only on the lengths, not on where the
@@ -64,6 +71,10 @@ void HttpServer::stop() {
   if (svr_) svr_->stop();
 }
 
+bool HttpServer::authorized(const httplib::Request& req) const {
+  return opt_.api_key.empty() || constant_time_equal(req.get_header_value("Authorization"), "Bearer " + opt_.api_key);
+}
+
 void HttpServer::attach(Engine* engine, const std::string& model_name) {
   model_name_ = model_name;
   engine_ = engine;
@@ -82,6 +93,7 @@ void HttpServer::routes() {
                       : st == 405 ? "method not allowed"
                                   : "bad request";
     res.set_content(error_body(ApiError(st, msg, "", "", st == 413 ? "payload_too_large" : "")), kJson);
+    res.set_header("Connection", "close");  // the library answered without reading the body
     return httplib::Server::HandlerResponse::Handled;
   }));
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -105,13 +117,14 @@ void HttpServer::routes() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
-    if (opt_.api_key.empty() || req.path == "/" || req.path == "/health")
+    if (opt_.api_key.empty() || req.path == "/" || req.path == "/health" || authorized(req))
       return httplib::Server::HandlerResponse::Unhandled;
-    if (!constant_time_equal(req.get_header_value("Authorization"), "Bearer " + opt_.api_key)) {
-      send_error(res, ApiError(401, "missing or wrong API key (Authorization: Bearer KEY)", "", "", "invalid_api_key"));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
+    // A completion request's handler reads the body first and then refuses
+    // it: a keep-alive connection stays in step.
+    if (req.method == "POST" && req.path == "/v1/chat/completions") return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, unauthorized());
+    res.set_header("Connection", "close");  // any body of it is unread
+    return httplib::Server::HandlerResponse::Handled;
   });
 
   s.Get("/", [](const httplib::Request&, httplib::Response& res) {
@@ -141,7 +154,7 @@ void HttpServer::routes() {
   s.Post("/v1/models", not_allowed);
   s.Post("/health", not_allowed);
 
-  s.Post("/v1/chat/completions", [this](const httplib::Request&, httplib::Response& res,
+  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res,
                                          const httplib::ContentReader& read) {
     // The body is read here, not by the library: a chunked body has no
     // Content-Length for set_payload_max_length to refuse, so the limit is
@@ -157,6 +170,7 @@ void HttpServer::routes() {
     if (too_large || res.status == 413) throw ApiError(413, "request body larger than " + std::to_string(opt_.max_body_bytes) + " bytes", "",
                                   "", "payload_too_large");
     if (!complete) throw ApiError(400, "the request body could not be read");
+    if (!authorized(req)) throw unauthorized();
     Engine* engine = engine_.load();
     if (!engine) throw ApiError(503, "the model is still loading");
     ChatRequest request = parse_chat_request(body, opt_.limits);

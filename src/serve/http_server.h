@@ -17,6 +17,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 }
 
 namespace dsvl2::serve {
@@ -44,6 +45,7 @@ class HttpServer {
 
  private:
   void routes();
+  bool authorized(const httplib::Request& req) const;
   HttpOptions opt_;
   Metrics& metrics_;
   std::unique_ptr<httplib::Server> svr_;

@@ -2,6 +2,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import net from 'node:net';
 import { skipReason, startServer, imageDataUrl, request, userMessage } from './lib/server.mjs';
 
 const MAX_TOKENS = 12;
@@ -172,6 +173,27 @@ describe('openai client with --api-key', { skip: skipReason, timeout: 120_000 },
         });
     }
     await assert.rejects(client(server.url, 'wrong').models.list(), OpenAI.AuthenticationError);
+  });
+
+  // Two requests on one keep-alive connection: a refused POST must not leave
+  // its body unread, or the next request would be parsed from it.
+  test('a refused POST keeps its keep-alive connection in step', async () => {
+    const { port } = new URL(server.url);
+    const sock = net.connect(Number(port), '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const body = JSON.stringify({ messages: [userMessage('Hi.')], max_tokens: 2 });
+    let got = '';
+    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n` +
+               `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const deadline = Date.now() + 10_000;
+    while (!/\r\n\r\n[\s\S]*"error"[\s\S]*}}/.test(got) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(got, /^HTTP\/1\.1 401/);
+    const first = got.length;
+    sock.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (!/"status":"ok"/.test(got.slice(first)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    sock.destroy();
+    assert.match(got.slice(first), /^HTTP\/1\.1 200/, got.slice(first, first + 200));
   });
 
   test('no key at all is 401 on the API and /metrics, in OpenAI shape', async () => {
