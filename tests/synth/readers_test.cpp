@@ -3,212 +3,22 @@
 // encoder written here, mask tracing, and hostile files (each bad record an
 // error, the rest of the set intact).
 #include <gtest/gtest.h>
-
 #include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
-
 #include "core/error.h"
 #include "core/file.h"
 #include "synth/annotations.h"
 #include "synth/readers_json.h"
 #include "synth/rle.h"
 #include "test_util.h"
+#include "readers_fixture.h"
 
 namespace dsvl2::synth {
 namespace {
 
-// ---- pycocotools encoder (maskApi.c rleEncode + rleToString), for the tests
-
-// Column-major runs, 0s first. `mask` is row-major [h][w].
-std::vector<uint32_t> encode_counts(const std::vector<uint8_t>& mask, int64_t h, int64_t w) {
-  std::vector<uint32_t> cnts;
-  uint8_t p = 0;
-  uint32_t c = 0;
-  for (int64_t x = 0; x < w; ++x)
-    for (int64_t y = 0; y < h; ++y) {
-      uint8_t v = mask[size_t(y * w + x)] ? 1 : 0;
-      if (v != p) {
-        cnts.push_back(c);
-        c = 0;
-        p = v;
-      }
-      ++c;
-    }
-  cnts.push_back(c);
-  return cnts;
-}
-
-std::string encode_string(const std::vector<uint32_t>& cnts) {
-  std::string s;
-  for (size_t i = 0; i < cnts.size(); ++i) {
-    long x = long(cnts[i]);
-    if (i > 2) x -= long(cnts[i - 2]);
-    bool more = true;
-    while (more) {
-      char c = char(x & 0x1f);
-      x >>= 5;
-      more = (c & 0x10) ? x != -1 : x != 0;
-      if (more) c |= 0x20;
-      c += 48;
-      s.push_back(c);
-    }
-  }
-  return s;
-}
-
-std::string counts_json(const std::vector<uint32_t>& cnts) {
-  std::string s = "[";
-  for (size_t i = 0; i < cnts.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(cnts[i]);
-  }
-  s += ']';
-  return s;
-}
-
-std::vector<uint8_t> rect_mask(int64_t h, int64_t w, int64_t x0, int64_t y0, int64_t x1, int64_t y1) {
-  std::vector<uint8_t> m(size_t(h * w), 0);
-  for (int64_t y = y0; y < y1; ++y)
-    for (int64_t x = x0; x < x1; ++x) m[size_t(y * w + x)] = 1;
-  return m;
-}
-
-std::string write(const std::string& dir, const std::string& name, const std::string& text) {
-  std::string p = dir + "/" + name;
-  write_file(p, text);
-  return p;
-}
-
-bool has_error(const AnnotationSet& s, const std::string& needle, int64_t ann_id = -2) {
-  for (const auto& e : s.errors)
-    if (e.what.find(needle) != std::string::npos && (ann_id == -2 || e.annotation_id == ann_id)) return true;
-  return false;
-}
-
-std::string all_errors(const AnnotationSet& s) {
-  std::string out;
-  for (const auto& e : s.errors) out += e.what + "\n";
-  return out;
-}
-
-// ---- RLE
-
-TEST(Rle, KnownCompressedStrings) {
-  // Worked by hand from rleToString: counts after the first two are deltas.
-  Rle r = rle_from_string(1, 11, "0233N");
-  EXPECT_EQ(r.counts, (std::vector<uint32_t>{0, 2, 3, 5, 1}));
-  EXPECT_EQ(rle_area(r), 7);
-  EXPECT_EQ(rle_area(rle_from_string(10, 10, "T3")), 0);    // one run of 100 zeros
-  EXPECT_EQ(rle_area(rle_from_string(10, 10, "0T3")), 100);  // then 100 ones
-  EXPECT_EQ(encode_string({0, 2, 3, 5, 1}), "0233N");
-}
-
-TEST(Rle, RandomMasksRoundTripBothForms) {
-  std::mt19937 rng(7);
-  for (int t = 0; t < 60; ++t) {
-    int64_t h = 1 + rng() % 37, w = 1 + rng() % 41;
-    double density = (rng() % 100) / 100.0;
-    std::vector<uint8_t> m(size_t(h * w));
-    for (auto& v : m) v = (rng() % 1000) < density * 1000 ? 1 : 0;
-    std::vector<uint32_t> cnts = encode_counts(m, h, w);
-    int64_t area = std::count(m.begin(), m.end(), 1);
-    Rle a = rle_from_string(h, w, encode_string(cnts));
-    EXPECT_EQ(a.counts, cnts);
-    EXPECT_EQ(rle_decode(a).bits, m) << "h=" << h << " w=" << w;
-    EXPECT_EQ(rle_area(a), area);
-    std::vector<int64_t> c64(cnts.begin(), cnts.end());
-    EXPECT_EQ(rle_decode(rle_from_counts(h, w, c64)).bits, m);
-  }
-}
-
-TEST(Rle, RejectsMalformed) {
-  EXPECT_THROW(rle_from_string(10, 10, "T4"), Error);       // sums to 132, not 100
-  EXPECT_THROW(rle_from_string(10, 10, "0T"), Error);       // ends inside a count
-  EXPECT_THROW(rle_from_string(10, 10, "0T3~"), Error);     // '~' is outside '0'..'o'
-  EXPECT_THROW(rle_from_string(0, 10, ""), Error);          // no size
-  EXPECT_THROW(rle_from_string(1 << 20, 1 << 20, "0"), Error);  // over the pixel limit
-  EXPECT_THROW(rle_from_counts(2, 2, {1, -1, 4}), Error);
-  EXPECT_THROW(rle_from_counts(2, 2, {1, 1}), Error);
-  EXPECT_THROW(rle_from_string(1, 4, "bbbbbbbbbbbbbbbb"), Error);  // a count of too many groups
-}
-
-// ---- tracing
-
-double total_area(const std::vector<ground::Polygon>& parts) {
-  double a = 0;
-  for (const auto& p : parts) a += ground::area(p);
-  return a;
-}
-
-TEST(Trace, RectangleLShapeDiagonalAndHole) {
-  BinaryMask m{10, 8, rect_mask(8, 10, 2, 1, 6, 4)};
-  auto parts = trace_mask(m);
-  ASSERT_EQ(parts.size(), 1u);
-  ASSERT_EQ(parts[0].size(), 4u);
-  EXPECT_EQ(parts[0][0].x, 2);
-  EXPECT_EQ(parts[0][0].y, 1);
-  EXPECT_EQ(parts[0][2].x, 6);
-  EXPECT_EQ(parts[0][2].y, 4);
-  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 12);
-
-  // L: a 3x1 bar and a 1x2 leg.
-  BinaryMask l{5, 5, std::vector<uint8_t>(25, 0)};
-  for (int x = 0; x < 3; ++x) l.bits[size_t(1 * 5 + x)] = 1;
-  l.bits[2 * 5 + 0] = l.bits[3 * 5 + 0] = 1;
-  parts = trace_mask(l);
-  ASSERT_EQ(parts.size(), 1u);
-  EXPECT_EQ(parts[0].size(), 6u);
-  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 5);
-
-  // Pixels touching at a corner are two 4-connected components.
-  BinaryMask d{4, 4, std::vector<uint8_t>(16, 0)};
-  d.bits[1 * 4 + 1] = d.bits[2 * 4 + 2] = 1;
-  parts = trace_mask(d);
-  ASSERT_EQ(parts.size(), 2u);
-  EXPECT_EQ(parts[0].size(), 4u);
-  EXPECT_EQ(parts[1].size(), 4u);
-
-  // A ring: only the outer boundary, which covers the hole.
-  BinaryMask ring{5, 5, rect_mask(5, 5, 0, 0, 5, 5)};
-  ring.bits[2 * 5 + 2] = 0;
-  parts = trace_mask(ring);
-  ASSERT_EQ(parts.size(), 1u);
-  EXPECT_EQ(parts[0].size(), 4u);
-  EXPECT_DOUBLE_EQ(ground::area(parts[0]), 25);
-}
-
-TEST(Trace, RandomMasksEveryPixelCovered) {
-  std::mt19937 rng(11);
-  for (int t = 0; t < 40; ++t) {
-    int64_t h = 1 + rng() % 30, w = 1 + rng() % 30;
-    BinaryMask m{w, h, std::vector<uint8_t>(size_t(h * w))};
-    for (auto& v : m.bits) v = rng() % 3 == 0;
-    auto parts = trace_mask(m);
-    int64_t set = std::count(m.bits.begin(), m.bits.end(), 1);
-    EXPECT_GE(total_area(parts), double(set));
-    for (int64_t y = 0; y < h; ++y)
-      for (int64_t x = 0; x < w; ++x)
-        if (m.at(x, y)) {
-          ASSERT_TRUE(ground::contains_any(parts, {x + 0.5, y + 0.5})) << x << "," << y;
-        }
-  }
-}
-
-TEST(Trace, LimitsKeepTheLargest) {
-  BinaryMask m{20, 20, std::vector<uint8_t>(400, 0)};
-  for (int y = 0; y < 18; y += 2)
-    for (int x = 0; x < 20; x += 2) m.bits[size_t(y * 20 + x)] = 1;  // 90 single pixels
-  for (int x = 0; x < 20; ++x) m.bits[size_t(19 * 20 + x)] = 1;        // and one bar
-  TraceLimits lim;
-  lim.max_parts = 5;
-  auto parts = trace_mask(m, lim);
-  ASSERT_EQ(parts.size(), 5u);
-  EXPECT_DOUBLE_EQ(ground::area(parts.back()), 20);  // the bar (last in raster order) was kept
-}
-
-// ---- COCO
+using namespace fixture;
 
 struct CocoFixture {
   std::string text;
