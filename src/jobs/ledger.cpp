@@ -86,7 +86,9 @@ bool Ledger::item_committed(const std::string& shard, int64_t item) {
 
 void Ledger::begin() { exec("BEGIN IMMEDIATE"); }
 void Ledger::commit() { exec("COMMIT"); }
-void Ledger::rollback() { exec("ROLLBACK"); }
+void Ledger::rollback() {
+  if (!sqlite3_get_autocommit(db_)) exec("ROLLBACK");  // else SQLite already rolled it back
+}
 
 void Ledger::item_done(const std::string& shard, int64_t item, const std::string& error) {
   // attempts counts the commits of this item: 1 unless a later run redid it.

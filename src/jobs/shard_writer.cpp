@@ -44,7 +44,14 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name, bool r
 }
 
 ShardWriter::~ShardWriter() {
-  if (in_tx_) ledger_->rollback();  // uncommitted items are redone by a resume
+  // Uncommitted items are redone by a resume. SQLite may have rolled back
+  // already (a failed commit); a destructor must not throw.
+  if (in_tx_) {
+    try {
+      ledger_->rollback();
+    } catch (const Error&) {
+    }
+  }
   if (file_) std::fclose(file_);
 }
 

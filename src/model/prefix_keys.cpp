@@ -7,7 +7,10 @@ namespace dsvl2 {
 
 uint64_t image_content_hash(const Image& img, uint64_t variant) {
   const uint64_t size = (uint64_t(uint32_t(img.width)) << 32) | uint32_t(img.height);
-  return splitmix64(hash_bytes(img.rgb.data(), img.rgb.size(), size) ^ splitmix64(variant));
+  // The variant seeds the chain: with a secret variant, pixels cannot be
+  // chosen to collide with another image (the chain is invertible only
+  // from a known state).
+  return splitmix64(hash_bytes(img.rgb.data(), img.rgb.size(), splitmix64(size ^ splitmix64(variant))));
 }
 
 std::vector<uint64_t> prefix_keys(const PromptIds& prompt, std::span<const uint64_t> image_hashes) {

@@ -17,7 +17,8 @@
 namespace dsvl2 {
 
 // Hash of an image's pixels and size; `variant` separates encodings of the
-// same pixels that differ (e.g. with and without local tiles).
+// same pixels that differ (e.g. with and without local tiles), and a secret
+// variant keys the hash against chosen-pixel collisions (a server).
 uint64_t image_content_hash(const Image& img, uint64_t variant = 0);
 
 // One key per position of prompt.ids; image_hashes[i] for prompt.images[i].

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <random>
 
 #include "core/error.h"
 #include "model/prefix_keys.h"
@@ -58,6 +59,7 @@ Engine::Engine(const VisionLanguageModel& model, const Ops& ops, const EngineOpt
     slots_.push_back(std::move(s));
   }
   opt_.context = slots_[0]->cache->context();
+  hash_key_ = (uint64_t(std::random_device{}()) << 32 | std::random_device{}()) & ~uint64_t(1);
   const ProcessorConfig& proc = model.processor();
   int64_t max_tiles = 1;
   for (const auto& [h, w] : proc.candidate_resolutions)
@@ -99,7 +101,9 @@ std::shared_ptr<RequestStream> Engine::submit(ChatRequest req, uint64_t* id) {
   std::vector<int64_t> counts;
   for (const auto& img : req.images) {
     counts.push_back(image_token_count(img.image, model_.processor(), job->crop));
-    job->hashes.push_back(image_content_hash(img.image, job->crop));
+    // Keyed by a secret of this process: a client that could choose pixels
+    // to collide with another image's hash would get its cached tokens.
+    job->hashes.push_back(image_content_hash(img.image, hash_key_ ^ uint64_t(job->crop)));
   }
   try {
     job->prompt = build_prompt_ids(tok, req.messages, counts);
@@ -164,6 +168,21 @@ void Engine::loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || active_ > 0; });
       if (stop_) return;
+      // Waiting requests whose client left, or whose time ran out, go now:
+      // they must not hold queue places nor be run for nobody.
+      const double t = now_s();
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        Job& j = **it;
+        if (!j.out->cancelled() && t <= j.deadline) {
+          ++it;
+          continue;
+        }
+        Completion c;
+        if (!j.out->cancelled()) c.error = ApiError(503, "no slot became free within the request's time limit");
+        if (metrics_) (j.out->cancelled() ? metrics_->cancellations : metrics_->timeouts)++;
+        j.out->finish(std::move(c));
+        it = queue_.erase(it);
+      }
       // Admit waiting requests into free slots, oldest first.
       while (!queue_.empty()) {
         Slot* best = nullptr;
@@ -182,7 +201,14 @@ void Engine::loop() {
         active_++;
         lock.unlock();
         best->job = std::move(job);
-        admit(*best->job, *best);
+        try {
+          admit(*best->job, *best);
+        } catch (const std::exception& e) {  // never out of the engine thread
+          if (metrics_) metrics_->engine_errors++;
+          Completion c;
+          c.error = ApiError(500, std::string("the request could not start: ") + e.what());
+          end_job(*best, std::move(c));
+        }
         lock.lock();
       }
     }
@@ -275,8 +301,9 @@ void Engine::start_sequence(Slot& slot) {
     const ImageSpan& span = job.prompt.images[i];
     if (size_t(span.begin + span.count) <= common) continue;
     const Tensor& tokens = *slot.tokens[i];
-    DSVL2_CHECK(tokens.dim(0) == span.count, "image %zu: %lld positions for %lld tokens", i, (long long)span.count,
-                (long long)tokens.dim(0));
+    if (tokens.dim(0) != span.count)
+      DSVL2_FAIL_KIND(kInternal, "image %zu: %lld positions for %lld tokens", i, (long long)span.count,
+                      (long long)tokens.dim(0));
     for (int64_t r = 0; r < span.count; r++) {
       const int64_t pos = span.begin + r;
       if (pos < int64_t(common)) continue;

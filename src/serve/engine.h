@@ -88,6 +88,7 @@ class Engine {
   VisionScratch vision_scratch_;
   std::vector<std::unique_ptr<Slot>> slots_;
   uint64_t clock_ = 0;  // orders slot use for LRU choice
+  uint64_t hash_key_ = 0;  // secret mixed into image hashes (even: the crop flag is bit 0)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -47,6 +47,10 @@ HttpServer::HttpServer(const HttpOptions& options, Metrics& metrics)
   const int threads = std::max(4, opt_.threads);
   svr_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   svr_->set_payload_max_length(opt_.max_body_bytes);
+  // One request per connection: cpp-httplib 0.11 keeps a connection open
+  // after answering without reading a body, and the unread bytes would be
+  // parsed as the next request.
+  svr_->set_keep_alive_max_count(1);
   svr_->set_read_timeout(30s);
   svr_->set_write_timeout(30s);
   routes();
@@ -117,11 +121,21 @@ void HttpServer::routes() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
+    // Only the completion route takes a body (read there, within the limit):
+    // the library would buffer any other one whole, chunked without bound.
+    const bool completion = req.method == "POST" && req.path == "/v1/chat/completions";
+    if (!completion && (req.has_header("Transfer-Encoding") || req.get_header_value<uint64_t>("Content-Length") > 0)) {
+      const bool get_path = req.path == "/" || req.path == "/health" || req.path == "/metrics" || req.path == "/v1/models";
+      if (!get_path && req.path != "/v1/chat/completions") send_error(res, ApiError(404, "no such endpoint"));
+      else if (get_path && req.method == "GET") send_error(res, ApiError(413, "this endpoint takes no request body", "", "", "payload_too_large"));
+      else send_error(res, ApiError(405, "method not allowed on this path"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (opt_.api_key.empty() || req.path == "/" || req.path == "/health" || authorized(req))
       return httplib::Server::HandlerResponse::Unhandled;
     // A completion request's handler reads the body first and then refuses
     // it: a keep-alive connection stays in step.
-    if (req.method == "POST" && req.path == "/v1/chat/completions") return httplib::Server::HandlerResponse::Unhandled;
+    if (completion) return httplib::Server::HandlerResponse::Unhandled;
     send_error(res, unauthorized());
     res.set_header("Connection", "close");  // any body of it is unread
     return httplib::Server::HandlerResponse::Handled;
@@ -142,9 +156,11 @@ void HttpServer::routes() {
     res.set_content(metrics_.render(e ? e->gauges() : EngineGauges{}), "text/plain; version=0.0.4");
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    nlohmann::ordered_json m = {{"id", model_name_}, {"object", "model"}, {"created", 0}, {"owned_by", "dsvl2"}};
-    nlohmann::ordered_json body = {{"object", "list"}, {"data", engine_.load() ? nlohmann::ordered_json::array({m})
-                                                                               : nlohmann::ordered_json::array()}};
+    // The name is read only once the engine is published (attach() sets it first).
+    nlohmann::ordered_json data = nlohmann::ordered_json::array();
+    if (engine_.load())
+      data.push_back({{"id", model_name_}, {"object", "model"}, {"created", 0}, {"owned_by", "dsvl2"}});
+    nlohmann::ordered_json body = {{"object", "list"}, {"data", data}};
     res.set_content(body.dump(), kJson);
   });
   auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
@@ -161,16 +177,20 @@ void HttpServer::routes() {
     // applied while it arrives.
     std::string body;
     bool too_large = false;
+    // Without the key the body is read (the connection stays in step) but not kept.
+    const bool allowed = authorized(req);
+    size_t seen = 0;
     const bool complete = read([&](const char* data, size_t n) {
-      too_large = body.size() + n > opt_.max_body_bytes;
-      if (!too_large) body.append(data, n);
+      seen += n;
+      too_large = seen > opt_.max_body_bytes;
+      if (!too_large && allowed) body.append(data, n);
       return !too_large;
     });
     // A Content-Length over the limit: the library refused it (413) unread.
     if (too_large || res.status == 413) throw ApiError(413, "request body larger than " + std::to_string(opt_.max_body_bytes) + " bytes", "",
                                   "", "payload_too_large");
     if (!complete) throw ApiError(400, "the request body could not be read");
-    if (!authorized(req)) throw unauthorized();
+    if (!allowed) throw unauthorized();
     Engine* engine = engine_.load();
     if (!engine) throw ApiError(503, "the model is still loading");
     ChatRequest request = parse_chat_request(body, opt_.limits);
@@ -191,6 +211,7 @@ void HttpServer::routes() {
     res.set_chunked_content_provider(
         "text/event-stream",
         [out, ctx, first](size_t, httplib::DataSink& sink) {
+          if (!sink.is_writable()) return false;  // the client left while nothing was written
           std::string text;
           const bool done = out->wait(text, 100ms);
           if (!text.empty() || (*first && done)) {

@@ -145,8 +145,8 @@ class CocoBuilder {
       AnnotatedImage img;
       img.id = id;
       img.file_name = json_string(v, "file_name");
-      img.width = int(json_int(v, "width"));
-      img.height = int(json_int(v, "height"));
+      img.width = json_dim(v, "width");
+      img.height = json_dim(v, "height");
       img.source = "coco";
       if (img.width <= 0 || img.height <= 0 || img.width > (1 << 20) || img.height > (1 << 20))
         DSVL2_FAIL("size %d x %d is not an image size", img.width, img.height);

@@ -29,6 +29,13 @@ int64_t json_int(const json& rec, const char* key) {
   DSVL2_FAIL("\"%s\" is not an integer", key);
 }
 
+int json_dim(const json& rec, const char* key) {
+  // Checked as 64 bits: a narrowing cast first would let 2^32 + 640 pass as 640.
+  const int64_t v = json_int(rec, key);
+  if (v < 0 || v > kMaxImageSide) DSVL2_FAIL("\"%s\" %lld is outside 0..%d", key, (long long)v, kMaxImageSide);
+  return int(v);
+}
+
 double json_finite(const json& v, const std::string& what) {
   if (!v.is_number()) DSVL2_FAIL("%s is not a number", what.c_str());
   double d = v.get<double>();

@@ -51,8 +51,8 @@ AnnotationSet read_flickr30k_entities(const std::string& path) {
       img.id = image_id;
       img.source = "flickr30k";
       img.file_name = v.contains("file_name") ? json_string(v, "file_name") : std::to_string(image_id) + ".jpg";
-      img.width = int(json_int(v, "width"));
-      img.height = int(json_int(v, "height"));
+      img.width = json_dim(v, "width");
+      img.height = json_dim(v, "height");
       if (img.width <= 0 || img.height <= 0 || img.width > (1 << 20) || img.height > (1 << 20))
         DSVL2_FAIL("size %d x %d is not an image size", img.width, img.height);
       const std::string caption = json_string(v, "caption");

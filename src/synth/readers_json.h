@@ -74,6 +74,9 @@ void finish_stream(const std::string& path, const JsonStreamResult& r, Annotatio
 // Field access for one record (readers_fields.cpp); each throws Error naming
 // the field.
 int64_t json_int(const nlohmann::json& rec, const char* key);
+// An image width or height: an integer in 0..kMaxImageSide. Throws Error.
+inline constexpr int kMaxImageSide = 1 << 20;
+int json_dim(const nlohmann::json& rec, const char* key);
 double json_number(const nlohmann::json& rec, const char* key);
 std::string json_string(const nlohmann::json& rec, const char* key);
 // A finite number from a JSON value (`what` names it in the error).

@@ -32,8 +32,8 @@ AnnotationSet read_visual_genome_regions(const std::string& path) {
       img.source = "vg";
       img.file_name = std::to_string(image_id) + ".jpg";
       if (v.contains("width") || v.contains("height")) {
-        img.width = int(json_int(v, "width"));
-        img.height = int(json_int(v, "height"));
+        img.width = json_dim(v, "width");
+        img.height = json_dim(v, "height");
         if (img.width <= 0 || img.height <= 0 || img.width > (1 << 20) || img.height > (1 << 20))
           DSVL2_FAIL("size %d x %d is not an image size", img.width, img.height);
       }

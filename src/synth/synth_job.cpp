@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -70,6 +71,14 @@ SynthStats run_synth(const SynthOptions& o) {
     st.images = st.skipped = owned;
     st.output = out.output_path();
     st.stats_path = o.out_dir + "/" + name + "_stats.json";
+    if (!fs::exists(st.stats_path)) {  // killed between the rename and the stats: from the ledger
+      nlohmann::ordered_json j;
+      j["shard"] = name;
+      j["images"] = owned;
+      j["records"] = out.items() - out.errors();
+      j["errors"] = out.errors();
+      write_file(st.stats_path, j.dump(2) + "\n");
+    }
     return st;
   }
   std::string prefix = fs::relative(fs::absolute(o.images_dir), fs::absolute(o.out_dir)).generic_string();
@@ -99,16 +108,32 @@ SynthStats run_synth(const SynthOptions& o) {
         st.errors++;
         continue;
       }
+      // Only making the record may fail for this image alone. Writing its
+      // images and line are the job's own work: an error there (a full
+      // disk) stops the run, and --resume redoes the uncommitted items.
+      std::optional<Record> r;
+      std::string line, error;
       try {
-        Record r = make_record(Task(task), img, ctx);
-        for (const OutputImage& im : r.new_images) write_output_image(im, o.out_dir);
-        out.add(item, record_json(r));
-        st.records++;
-        st.by_task[task_name(Task(task))]++;
-        if (int(cells.size()) < o.preview) cells.push_back(preview_cell(r, o.out_dir));
+        r = make_record(Task(task), img, ctx);
+        line = record_json(*r);
       } catch (const Error& e) {
-        out.add(item, "", "image " + std::to_string(img.id) + " (" + img.file_name + "): " + e.what());
+        if (e.kind() == ErrorKind::kOutOfResources) throw;
+        error = "image " + std::to_string(img.id) + " (" + img.file_name + "): " + e.what();
+      }
+      if (!r || line.empty()) {
+        out.add(item, "", error);
         st.errors++;
+        continue;
+      }
+      for (const OutputImage& im : r->new_images) write_output_image(im, o.out_dir);
+      out.add(item, line);
+      st.records++;
+      st.by_task[task_name(Task(task))]++;
+      if (int(cells.size()) < o.preview) {
+        try {
+          cells.push_back(preview_cell(*r, o.out_dir));
+        } catch (const Error&) {  // a preview is for looking at; it never fails a record
+        }
       }
     }
   }
@@ -139,7 +164,11 @@ SynthStats run_synth(const SynthOptions& o) {
   j["records_per_s"] = st.seconds > 0 ? double(st.records) / st.seconds : 0.0;
   st.stats_path = o.out_dir + "/" + name + "_stats.json";
   write_file(st.stats_path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
-  if (o.preview > 0 && !cells.empty()) ground::save_png(contact_sheet(cells), o.out_dir + "/preview.png");
+  if (o.preview > 0 && !cells.empty()) {
+    const std::string preview = o.out_dir + "/" + name + "_preview.png";
+    ground::save_png(contact_sheet(cells), preview + ".tmp");
+    fs::rename(preview + ".tmp", preview);
+  }
   return st;
 }
 

@@ -26,7 +26,7 @@ struct SynthOptions {
   uint64_t seed = 0;
   jobs::ShardSpec shard;
   bool resume = false, quiet = false;
-  int preview = 0;                       // > 0: also write preview.png of the first N records
+  int preview = 0;                       // > 0: also write <shard>_preview.png of the first N records
 };
 
 struct SynthStats {

@@ -229,7 +229,7 @@ TEST(SynthCli, ResumeRepeatsNothingAndARerunWithoutResumeIsRefused) {
   const std::string out = fx.dir + "/out";
   ASSERT_EQ(test::run_command(fx.synth(out, "--preview 4")).exit_code, 0);
   const std::vector<std::string> first = lines(out + "/synth.jsonl");
-  EXPECT_TRUE(fs::exists(out + "/preview.png"));
+  EXPECT_TRUE(fs::exists(out + "/synth_preview.png"));
   test::CommandResult again = test::run_command(fx.synth(out, ""));
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;

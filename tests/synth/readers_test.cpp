@@ -144,6 +144,17 @@ TEST(Coco, KnownAnswersAndHostileRecords) {
   EXPECT_EQ(s.errors.size(), 17u) << all_errors(s);
 }
 
+// A size beyond 32 bits must not wrap into a plausible one.
+TEST(Coco, ImageSizesAreCheckedBeforeNarrowing) {
+  const std::string dir = test::temp_dir("coco_dims");
+  const std::string path = write(dir, "c.json", R"({"images":[{"id":1,"file_name":"a.png","width":4294967936,"height":480},
+    {"id":2,"file_name":"b.png","width":640,"height":480}],"annotations":[],"categories":[{"id":1,"name":"cat"}]})");
+  AnnotationSet set = read_coco_instances(path);
+  ASSERT_EQ(set.images.size(), 1u) << all_errors(set);
+  EXPECT_EQ(set.images[0].id, 2);
+  EXPECT_TRUE(has_error(set, "width")) << all_errors(set);
+}
+
 TEST(Coco, BadJsonThrowsTruncatedKeepsWhatWasRead) {
   std::string dir = test::temp_dir("synth_coco_bad");
   EXPECT_THROW(read_coco_instances(write(dir, "bad.json", "{not json")), Error);

@@ -2,6 +2,7 @@
 // opens first, so /health answers "loading" while the model loads; the
 // memory budget (weights + slots x context + image cache) is stated before
 // the ready line.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -62,7 +63,7 @@ int serve_main(ServeFlags f) {
   }
   f.http.max_body_bytes = size_t(f.max_body_mb * (1 << 20));
   f.engine.image_cache_bytes = size_t(f.image_cache_mb * (1 << 20));
-  f.http.threads = std::max(32, 2 * (f.engine.parallel + f.engine.queue_limit) + 8);
+  f.http.threads = std::clamp(2 * (f.engine.parallel + f.engine.queue_limit) + 8, 32, 1024);
   f.http.limits.max_tokens = std::min(f.http.limits.max_tokens, std::max(1, f.engine.context > 0 ? f.engine.context : 1 << 30));
   f.http.limits.default_max_tokens = std::min(f.http.limits.default_max_tokens, f.http.limits.max_tokens);
   Compute compute;

@@ -63,7 +63,7 @@ Command reg("synth", "Training records (grounding, visual prompts, negatives) fr
               app.add_option("--num-shards", f->num_shards, "Shards in the job (default: SLURM_ARRAY_TASK_COUNT, else 1)")
                   ->check(CLI::Range(1, 1 << 20));
               app.add_flag("--resume", f->o.resume, "Continue an interrupted run in --out");
-              app.add_option("--preview", f->o.preview, "Also write preview.png: the first N records as a contact sheet")
+              app.add_option("--preview", f->o.preview, "Also write <shard>_preview.png: the first N records as a contact sheet")
                   ->check(CLI::Range(0, 256));
               app.add_flag("-q,--quiet", f->o.quiet, "No progress on stderr");
               return std::function<int()>([f] { return run(*f); });

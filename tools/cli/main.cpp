@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "dsvl2: error: out of memory\n");
     return exit_code(dsvl2::ErrorKind::kOutOfResources);
+  } catch (const std::exception& e) {  // e.g. std::filesystem errors: one line, never an abort
+    std::fprintf(stderr, "dsvl2: error: %s\n", e.what());
+    return exit_code(dsvl2::ErrorKind::kInternal);
   }
   return 0;
 }
