@@ -12,13 +12,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "core/base64.h"
+#include "core/file.h"
 #include "model/cost.h"
 #include "serve/engine.h"
 
@@ -46,10 +45,7 @@ struct TokenTimes {
 };
 
 std::string image_url() {
-  std::ifstream f(DSVL2_DEMO_IMAGE, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string b = ss.str();
+  const std::string b = read_file(DSVL2_DEMO_IMAGE);
   return "data:image/png;base64," + base64_encode(reinterpret_cast<const uint8_t*>(b.data()), b.size());
 }
 

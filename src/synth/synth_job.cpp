@@ -64,13 +64,13 @@ SynthStats run_synth(const SynthOptions& o) {
   fs::create_directories(o.out_dir);
   const std::string name = o.shard.name("synth");
   jobs::ShardWriter out(o.out_dir, name, o.resume);
+  st.stats_path = o.out_dir + "/" + name + "_stats.json";
+  int64_t total = 0;
+  for (const auto& s : sets) total += int64_t(s.images.size());
+  const int64_t owned = (total + o.shard.count - 1 - o.shard.index) / o.shard.count;  // round-robin share
   if (out.finished()) {  // an earlier run finished this shard: its stats stand
-    int64_t owned = 0, item = 0;
-    for (const auto& s : sets)
-      for (size_t i = 0; i < s.images.size(); i++) owned += o.shard.owns(size_t(item++));
     st.images = st.skipped = owned;
     st.output = out.output_path();
-    st.stats_path = o.out_dir + "/" + name + "_stats.json";
     if (!fs::exists(st.stats_path)) {  // killed between the rename and the stats: from the ledger
       nlohmann::ordered_json j;
       j["shard"] = name;
@@ -84,9 +84,7 @@ SynthStats run_synth(const SynthOptions& o) {
   std::string prefix = fs::relative(fs::absolute(o.images_dir), fs::absolute(o.out_dir)).generic_string();
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
 
-  int64_t total = 0;
-  for (const auto& s : sets) total += int64_t(s.images.size());
-  jobs::Progress progress("synth " + name, (total + o.shard.count - 1 - o.shard.index) / o.shard.count, o.quiet);
+  jobs::Progress progress("synth " + name, owned, o.quiet);
   std::vector<PreviewCell> cells;
   int64_t item = -1;
   for (const AnnotationSet& set : sets) {
@@ -162,7 +160,6 @@ SynthStats run_synth(const SynthOptions& o) {
   j["error_examples"] = examples;
   j["seconds"] = st.seconds;
   j["records_per_s"] = st.seconds > 0 ? double(st.records) / st.seconds : 0.0;
-  st.stats_path = o.out_dir + "/" + name + "_stats.json";
   write_file(st.stats_path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
   if (o.preview > 0 && !cells.empty()) {
     const std::string preview = o.out_dir + "/" + name + "_preview.png";

@@ -4,10 +4,9 @@
 // many malformed or oversized bodies, images included.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "core/base64.h"
+#include "core/file.h"
 #include "serve/chat_request.h"
 #include "serve/responses.h"
 #include "test_util.h"
@@ -16,10 +15,7 @@ namespace dsvl2::serve {
 namespace {
 
 std::string demo_png_url() {
-  std::ifstream f(std::string(DSVL2_SOURCE_DIR) + "/demo/demo.png", std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string b = ss.str();
+  const std::string b = read_file(std::string(DSVL2_SOURCE_DIR) + "/demo/demo.png");
   return "data:image/png;base64," + base64_encode(reinterpret_cast<const uint8_t*>(b.data()), b.size());
 }
 

@@ -7,12 +7,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "core/base64.h"
+#include "core/file.h"
 #include "model/chat_session.h"
 #include "serve/engine.h"
 #include "test_util.h"
@@ -33,10 +32,7 @@ class EngineTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     model_ = new VisionLanguageModel(dir);
     pool_ = new ThreadPool(2);
-    std::ifstream f(std::string(DSVL2_SOURCE_DIR) + "/demo/demo.png", std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const std::string bytes = ss.str();
+    const std::string bytes = read_file(std::string(DSVL2_SOURCE_DIR) + "/demo/demo.png");
     image_url_ = new std::string("data:image/png;base64," +
                                  base64_encode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
