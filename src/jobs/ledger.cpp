@@ -84,6 +84,14 @@ bool Ledger::item_committed(const std::string& shard, int64_t item) {
   return s.row();
 }
 
+std::vector<int64_t> Ledger::committed_items(const std::string& shard) {
+  Stmt s(db_, "SELECT item FROM item WHERE shard = ?1 ORDER BY item");
+  s.text(1, shard);
+  std::vector<int64_t> out;
+  while (s.row()) out.push_back(s.col(0));
+  return out;
+}
+
 void Ledger::begin() { exec("BEGIN IMMEDIATE"); }
 void Ledger::commit() { exec("COMMIT"); }
 void Ledger::rollback() {

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 struct sqlite3;
 
@@ -30,6 +31,8 @@ class Ledger {
   ShardState shard(const std::string& name);
   // Whether `item` of `shard` was committed (done or failed).
   bool item_committed(const std::string& shard, int64_t item);
+  // Every committed item of `shard`, ascending (a resume loads them once).
+  std::vector<int64_t> committed_items(const std::string& shard);
 
   void begin();
   // Within a transaction: an item finished (error empty) or failed.

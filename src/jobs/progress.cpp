@@ -26,6 +26,10 @@ std::string Progress::line() const {
   const double eta = rate > 0 ? double(total_ - done_) / rate : -1;
   const int pct = total_ > 0 ? int(100 * done_ / total_) : 100;
   char buf[256];
+  if (total_ < 0) {  // a stream of unknown length: count and rate only
+    std::snprintf(buf, sizeof buf, "%s: %lld done, %.1f/s", label_.c_str(), (long long)done_, rate);
+    return buf;
+  }
   if (tty_) {
     std::string bar(24, ' ');
     for (int i = 0; i < 24 * pct / 100; i++) bar[size_t(i)] = '=';

@@ -13,6 +13,7 @@ namespace dsvl2::jobs {
 
 class Progress {
  public:
+  // total < 0: unknown (a stream): the count and rate, no bar or ETA.
   Progress(std::string label, int64_t total, bool quiet = false);
   void advance(int64_t n = 1);
   void finish();

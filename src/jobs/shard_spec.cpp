@@ -28,10 +28,17 @@ std::string ShardSpec::name(const std::string& stem) const {
 
 ShardSpec ShardSpec::resolve(int index, int count) {
   ShardSpec s;
-  if (index >= 0 || count > 1) {
-    s.index = std::max(index, 0);
+  const bool slurm = std::getenv("SLURM_ARRAY_TASK_ID") != nullptr;
+  if (index >= 0) {
+    s.index = index;
     s.count = std::max(count, 1);
-  } else if (std::getenv("SLURM_ARRAY_TASK_ID")) {
+  } else if (count > 1) {
+    // The job's size is known: the array task id is the shard itself, so a
+    // task resubmitted alone (--array=5, where Slurm says COUNT=1, MIN=5)
+    // is still shard 5.
+    s.index = slurm ? env_int("SLURM_ARRAY_TASK_ID", 0) : 0;
+    s.count = count;
+  } else if (slurm) {
     s.index = env_int("SLURM_ARRAY_TASK_ID", 0) - env_int("SLURM_ARRAY_TASK_MIN", 0);
     s.count = env_int("SLURM_ARRAY_TASK_COUNT", 1);
   }

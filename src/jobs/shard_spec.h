@@ -16,9 +16,11 @@ struct ShardSpec {
   bool owns(size_t item) const { return item % size_t(count) == size_t(index); }
   // "stem-00003-of-00008" (count > 1) or "stem".
   std::string name(const std::string& stem) const;
-  // The flags when given (index >= 0), else SLURM_ARRAY_TASK_ID minus
-  // SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT, else 0 of 1. Throws
-  // Error for an index outside [0, count).
+  // The index flag when given (index >= 0). Else with a count (> 1):
+  // SLURM_ARRAY_TASK_ID of that count (so a task resubmitted alone keeps its
+  // shard), or 0 outside Slurm. Else SLURM_ARRAY_TASK_ID minus
+  // SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT (a whole array), else 0
+  // of 1. Throws Error for an index outside [0, count).
   static ShardSpec resolve(int index, int count);
 };
 

@@ -8,8 +8,9 @@
 
 namespace dsvl2::jobs {
 
-ShardWriter::ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch)
-    : name_(name), final_(dir + "/" + name + ".jsonl"), partial_(final_ + ".partial"), batch_(std::max(1, batch)) {
+ShardWriter::ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch,
+                         const std::string& suffix)
+    : name_(name), final_(dir + "/" + name + suffix), partial_(final_ + ".partial"), batch_(std::max(1, batch)) {
   namespace fs = std::filesystem;
   const std::string ledger_path = dir + "/" + name + ".ledger.sqlite";
   std::error_code ec;
@@ -57,17 +58,23 @@ ShardWriter::~ShardWriter() {
 
 bool ShardWriter::committed(int64_t item) { return finished_ || ledger_->item_committed(name_, item); }
 
+void ShardWriter::write(std::string_view bytes) {
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
+    DSVL2_FAIL_KIND(kOutOfResources, "%s: write failed (disk full?)", partial_.c_str());
+  bytes_ += int64_t(bytes.size());
+}
+
 void ShardWriter::add(int64_t item, const std::string& line, const std::string& error) {
+  add_raw(item, line.empty() ? std::string() : line + "\n", error);
+}
+
+void ShardWriter::add_raw(int64_t item, std::string_view bytes, const std::string& error) {
   DSVL2_CHECK(!finished_, "shard %s is finished", name_.c_str());
   if (!in_tx_) {
     ledger_->begin();
     in_tx_ = true;
   }
-  if (!line.empty()) {
-    if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fputc('\n', file_) == EOF)
-      DSVL2_FAIL_KIND(kOutOfResources, "%s: write failed (disk full?)", partial_.c_str());
-    bytes_ += int64_t(line.size()) + 1;
-  }
+  write(bytes);
   ledger_->item_done(name_, item, error);
   items_++;
   if (!error.empty()) {
@@ -91,8 +98,9 @@ void ShardWriter::checkpoint(bool done) {
   pending_ = 0;
 }
 
-std::string ShardWriter::finish() {
+std::string ShardWriter::finish(std::string_view trailer) {
   if (finished_) return final_;
+  write(trailer);
   // Committed as done first, renamed second: a run killed in between finds
   // a done shard under its partial name and only renames it.
   checkpoint(true);

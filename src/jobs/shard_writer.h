@@ -4,7 +4,9 @@
 // (NAME.ledger.sqlite beside it) commits the items and the file's length in
 // one transaction. A resumed run truncates the file to the committed length
 // (dropping lines whose items were not committed) and skips committed items.
-// The finished shard is renamed to NAME.jsonl.
+// The finished shard is renamed to NAME.jsonl. Other formats whose records
+// are appended bytes (a tar of members, then its end marker) use the same
+// writer with their own suffix, add_raw() and a trailer.
 //
 //   ShardWriter out(dir, spec.name("synth"), resume);
 //   for (item ...) { if (out.committed(item)) continue; out.add(item, line, error); }
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "jobs/ledger.h"
@@ -24,17 +27,25 @@ class ShardWriter {
  public:
   // Without `resume`, existing output or ledger of this name is an Error
   // (nothing is overwritten by accident).
-  ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch = 64);
+  ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch = 64,
+              const std::string& suffix = ".jsonl");
   ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
   bool finished() const { return finished_; }  // by this run or an earlier one
   bool committed(int64_t item);
+  // Every item committed so far, ascending (for a reader on another thread).
+  std::vector<int64_t> committed_items() { return ledger_->committed_items(name_); }
   // An item's output line (no newline; empty for none) or its error.
   void add(int64_t item, const std::string& line, const std::string& error = "");
-  // Commits the rest and renames the output. Returns the final path.
-  std::string finish();
+  // The same for a record already encoded as bytes (written as they are).
+  void add_raw(int64_t item, std::string_view bytes, const std::string& error = "");
+  // Writes `trailer` (e.g. a tar's end marker), commits the rest and renames
+  // the output. Returns the final path.
+  std::string finish(std::string_view trailer = {});
+  // The output so far, before finish() (e.g. to read back what was committed).
+  const std::string& partial_path() const { return partial_; }
 
   int64_t items() const { return items_; }
   int64_t errors() const { return errors_; }
@@ -43,6 +54,7 @@ class ShardWriter {
 
  private:
   void checkpoint(bool done);
+  void write(std::string_view bytes);
   std::string name_, final_, partial_;
   int batch_;
   std::unique_ptr<Ledger> ledger_;

@@ -126,11 +126,23 @@ TEST(ShardSpec, TakesSlurmArrayVariablesWhenNoFlags) {
   EXPECT_EQ(s.index, 2);
   EXPECT_EQ(s.count, 4);
   EXPECT_EQ(ShardSpec::resolve(0, 2).count, 2);  // flags win
+  EXPECT_EQ(ShardSpec::resolve(0, 2).index, 0);
+  // With the count given, the task id is the shard: `--array=5` resubmitted
+  // alone (Slurm: COUNT 1, MIN 5) is still shard 5 of 8.
+  ::setenv("SLURM_ARRAY_TASK_MIN", "5", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "1", 1);
+  s = ShardSpec::resolve(-1, 8);
+  EXPECT_EQ(s.index, 5);
+  EXPECT_EQ(s.count, 8);
+  EXPECT_THROW(ShardSpec::resolve(-1, 4), Error) << "task 5 of a 4-shard job";
+  ::setenv("SLURM_ARRAY_TASK_MIN", "3", 1);
+  ::setenv("SLURM_ARRAY_TASK_COUNT", "4", 1);
   ::setenv("SLURM_ARRAY_TASK_ID", "9", 1);
   EXPECT_THROW(ShardSpec::resolve(-1, 1), Error);
   ::unsetenv("SLURM_ARRAY_TASK_ID");
   ::unsetenv("SLURM_ARRAY_TASK_MIN");
   ::unsetenv("SLURM_ARRAY_TASK_COUNT");
+  EXPECT_EQ(ShardSpec::resolve(-1, 3).index, 0) << "outside Slurm, the count alone means shard 0";
 }
 
 TEST(Progress, LineCarriesCountRateAndEta) {

@@ -59,8 +59,8 @@ Command reg("synth", "Training records (grounding, visual prompts, negatives) fr
               app.add_option("--tasks", f->tasks, "Tasks to make: vip,ground,gcg,icg,neg (default all)");
               app.add_option("--mix", f->mix, "Task weights, e.g. ground=3,vip=2,neg=1 (default 1 each)");
               app.add_option("--seed", f->o.seed, "Seed: the same inputs and seed give the same records");
-              app.add_option("--shard-index", f->shard_index, "This shard (default: SLURM_ARRAY_TASK_ID, else 0)");
-              app.add_option("--num-shards", f->num_shards, "Shards in the job (default: SLURM_ARRAY_TASK_COUNT, else 1)")
+              app.add_option("--shard-index", f->shard_index, "This shard (default: SLURM_ARRAY_TASK_ID; minus the array's first id when --num-shards is not given; else 0)");
+              app.add_option("--num-shards", f->num_shards, "Shards in the job (default: SLURM_ARRAY_TASK_COUNT, else 1); give it so a task resubmitted alone keeps its shard")
                   ->check(CLI::Range(1, 1 << 20));
               app.add_flag("--resume", f->o.resume, "Continue an interrupted run in --out");
               app.add_option("--preview", f->o.preview, "Also write <shard>_preview.png: the first N records as a contact sheet")
