@@ -1,0 +1,277 @@
+#include "ocr/text_match.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace dsvl2::ocr {
+namespace {
+
+// Decodes one code point at s[i]; returns its length, or 0 when the bytes
+// there are not a valid sequence.
+size_t decode_one(std::string_view s, size_t i, char32_t* out) {
+  const auto b = [&](size_t k) { return uint8_t(s[i + k]); };
+  const uint8_t c = b(0);
+  if (c < 0x80) {
+    *out = c;
+    return 1;
+  }
+  size_t n;
+  char32_t cp;
+  if (c >= 0xc2 && c <= 0xdf)
+    n = 2, cp = c & 0x1f;
+  else if (c >= 0xe0 && c <= 0xef)
+    n = 3, cp = c & 0x0f;
+  else if (c >= 0xf0 && c <= 0xf4)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;  // continuation byte, overlong lead (c0, c1) or over U+10FFFF (f5..ff)
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (b(k) & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;  // overlong, too big
+  if (cp >= 0xd800 && cp <= 0xdfff) return 0;                                           // surrogates
+  *out = cp;
+  return n;
+}
+
+char32_t lower(char32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if (c < 0xc0) return c;
+  if (c <= 0xde) return c == 0xd7 ? c : c + 32;  // Latin-1 (× stays)
+  if (c >= 0x100 && c <= 0x17f) {                // Latin Extended-A: upper/lower pairs
+    if (c == 0x178) return 0xff;
+    if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return (c & 1) ? c + 1 : c;
+    if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149 || c == 0x17f) return c;
+    return (c & 1) ? c : c + 1;
+  }
+  if (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) return c + 32;  // Greek
+  if (c >= 0x410 && c <= 0x42f) return c + 32;                // Cyrillic
+  if (c >= 0x400 && c <= 0x40f) return c + 80;
+  return c;
+}
+
+bool is_space(char32_t c) {
+  return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+// Appends the matching form of c (before lower-casing and space folding).
+void fold(char32_t c, std::u32string& out) {
+  switch (c) {
+    case 0x2018:
+    case 0x2019:
+    case 0x201a:
+    case 0x201b:
+    case 0x2032:
+    case 0x2035:
+    case 0x60:
+    case 0xb4:
+    case 0x2039:
+    case 0x203a:
+      out += U'\'';
+      return;
+    case 0x201c:
+    case 0x201d:
+    case 0x201e:
+    case 0x201f:
+    case 0x2033:
+    case 0x2036:
+    case 0xab:
+    case 0xbb:
+      out += U'"';
+      return;
+    case 0x2212:
+    case 0xfe58:
+    case 0xfe63:
+    case 0xff0d:
+      out += U'-';
+      return;
+    case 0x2026:
+      out += U"...";
+      return;
+    case 0xfb00:
+      out += U"ff";
+      return;
+    case 0xfb01:
+      out += U"fi";
+      return;
+    case 0xfb02:
+      out += U"fl";
+      return;
+    case 0xfb03:
+      out += U"ffi";
+      return;
+    case 0xfb04:
+      out += U"ffl";
+      return;
+    case 0xfb05:
+    case 0xfb06:
+      out += U"st";
+      return;
+    case 0xad:
+    case 0x200b:
+    case 0x200c:
+    case 0x200d:
+    case 0x2060:
+    case 0xfeff:
+      return;  // invisible
+    default:
+      break;
+  }
+  if (c >= 0x2010 && c <= 0x2015)
+    c = U'-';
+  else if (c >= 0xff01 && c <= 0xff5e)
+    c -= 0xfee0;  // full-width ASCII
+  out += c;
+}
+
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+  char32_t cp;
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = decode_one(s, i, &cp);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  char32_t cp;
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = decode_one(s, i, &cp);
+    if (n == 0) {
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+std::u32string decode_utf8(std::string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  char32_t cp;
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = decode_one(s, i, &cp);
+    if (n == 0) {
+      ++i;
+      continue;
+    }
+    out += cp;
+    i += n;
+  }
+  return out;
+}
+
+std::string encode_utf8(std::u32string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char32_t c : s) {
+    if (c < 0x80) {
+      out += char(c);
+    } else if (c < 0x800) {
+      out += char(0xc0 | (c >> 6));
+      out += char(0x80 | (c & 0x3f));
+    } else if (c < 0x10000) {
+      if (c >= 0xd800 && c <= 0xdfff) continue;
+      out += char(0xe0 | (c >> 12));
+      out += char(0x80 | ((c >> 6) & 0x3f));
+      out += char(0x80 | (c & 0x3f));
+    } else if (c <= 0x10ffff) {
+      out += char(0xf0 | (c >> 18));
+      out += char(0x80 | ((c >> 12) & 0x3f));
+      out += char(0x80 | ((c >> 6) & 0x3f));
+      out += char(0x80 | (c & 0x3f));
+    }
+  }
+  return out;
+}
+
+bool is_word_char(char32_t c) {
+  if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  if (c < 0xc0 || c == 0xd7 || c == 0xf7) return false;  // Latin-1 punctuation and symbols
+  if (c >= 0x2000 && c <= 0x2bff) return false;          // punctuation, arrows, maths, shapes, dingbats
+  if (c >= 0x3000 && c <= 0x303f) return false;          // CJK punctuation
+  if (c >= 0xfe30 && c <= 0xfe6f) return false;          // compatibility punctuation
+  if (c >= 0xff00 && c <= 0xff0f) return false;          // full-width punctuation
+  if (c >= 0x1f000 && c <= 0x1faff) return false;        // emoji and pictographs
+  if (c == 0xfeff || c == 0xfffd) return false;
+  return true;
+}
+
+int count_word_chars(std::u32string_view s) { return int(std::count_if(s.begin(), s.end(), is_word_char)); }
+
+std::u32string normalize_text(std::u32string_view s) {
+  std::u32string folded;
+  folded.reserve(s.size());
+  for (char32_t c : s) fold(c, folded);
+  std::u32string out;
+  out.reserve(folded.size());
+  bool pending_space = false;
+  for (char32_t c : folded) {
+    if (is_space(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out += U' ';
+    pending_space = false;
+    out += lower(c);
+  }
+  size_t b = 0, e = out.size();
+  while (b < e && !is_word_char(out[b])) ++b;
+  while (e > b && !is_word_char(out[e - 1])) --e;
+  return out.substr(b, e - b);
+}
+
+int edit_distance(std::u32string_view a, std::u32string_view b) {
+  if (a.size() < b.size()) std::swap(a, b);  // the row runs over the shorter
+  std::vector<int> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = int(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int diag = row[0];
+    row[0] = int(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int up = row[j];
+      row[j] = std::min({up + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+namespace {
+
+double ratio(std::u32string_view a, std::u32string_view b, double at_least) {
+  const size_t m = std::max(a.size(), b.size());
+  if (m == 0) return 1;
+  const size_t diff = a.size() > b.size() ? a.size() - b.size() : b.size() - a.size();
+  if (1.0 - double(diff) / double(m) < at_least) return 0;  // cannot reach it
+  return 1.0 - double(edit_distance(a, b)) / double(m);
+}
+
+std::u32string without_spaces(std::u32string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  for (char32_t c : s)
+    if (c != U' ') out += c;
+  return out;
+}
+
+}  // namespace
+
+double similarity(std::u32string_view a, std::u32string_view b, double at_least) {
+  double best = ratio(a, b, at_least);
+  if (best < 1 && (a.find(U' ') != a.npos || b.find(U' ') != b.npos))
+    best = std::max(best, ratio(without_spaces(a), without_spaces(b), std::max(at_least, best)));
+  return best;
+}
+
+}  // namespace dsvl2::ocr
