@@ -206,5 +206,33 @@ TEST_F(RecaptionJobTest, VqaRegeneratesAnswersFromQuestions) {
   EXPECT_TRUE(recs[1]["error"].is_string()) << "a VQA record needs a question";
 }
 
+TEST_F(RecaptionJobTest, CopyImagesStoresTheImageBesideItsRecordAndManifestsWork) {
+  const std::string dir = test::temp_dir("recaption_copy");
+  const std::string png = test::text_png("MENU", 240, 120);
+  write_file(dir + "/a.png", png);
+  write_file(dir + "/list.jsonl", R"({"key": "m.1", "image": "a.png", "alt_text": "a menu board"})"
+                                  "\n"
+                                  R"({"key": "m2", "image": "missing.png"})"
+                                  "\n");
+  RecaptionOptions o = options(dir + "/list.jsonl", dir + "/out");
+  o.prepare.keep_image_bytes = true;
+  o.quality = false;
+  run_recaption(*model_, ops(), o);
+  std::map<std::string, std::string> members;
+  dataset::for_each_tar_member(dir + "/out/list.tar", [&](const std::string& name, std::string_view data) {
+    members[name] = std::string(data);
+  });
+  // The key's '.' is not a WebDataset extension: the member stem replaces it,
+  // the record keeps the key.
+  ASSERT_TRUE(members.count("m_1.json")) << members.size();
+  ASSERT_TRUE(members.count("m_1.png"));
+  EXPECT_EQ(members["m_1.png"], png);
+  EXPECT_EQ(json::parse(members["m_1.json"])["key"], "m.1");
+  EXPECT_EQ(json::parse(members["m_1.json"])["alt_text"], "a menu board");
+  ASSERT_TRUE(members.count("m2.json"));
+  EXPECT_TRUE(json::parse(members["m2.json"])["error"].is_string()) << "a missing image is an error record";
+  EXPECT_EQ(members.size(), 3u);
+}
+
 }  // namespace
 }  // namespace dsvl2::recaption
