@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "ground/canvas.h"
 
 namespace dsvl2::ground {
@@ -17,17 +18,8 @@ std::string valid_utf8(const std::string& s, size_t max_bytes) {
   std::string out;
   size_t i = 0;
   while (i < s.size() && out.size() < max_bytes) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size() && c != 0;
-    for (int k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && n > 1) {  // reject overlong forms, surrogates and values above U+10FFFF
-      uint32_t cp = c & (0x7F >> n);
-      for (int k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-      static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = cp >= kMin[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-    }
-    if (ok) {
+    const size_t n = s[i] == 0 ? 0 : utf8::sequence_length(s, i);
+    if (n > 0) {
       out.append(s, i, n);
       i += n;
     } else {

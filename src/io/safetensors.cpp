@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace dsvl2 {
 
@@ -27,38 +28,6 @@ std::string escape(std::string_view s) {
   return out;
 }
 
-// Strict UTF-8 as Rust's str::from_utf8 (the reference reader) accepts it:
-// no overlong forms, no surrogates, nothing above U+10FFFF.
-bool valid_utf8(const uint8_t* p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = p[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    int len;
-    uint8_t lo = 0x80, hi = 0xbf;  // allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c == 0xe0) lo = 0xa0;  // overlong
-      if (c == 0xed) hi = 0x9f;  // surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c == 0xf0) lo = 0x90;  // overlong
-      if (c == 0xf4) hi = 0x8f;  // above U+10FFFF
-    } else {
-      return false;
-    }
-    if (n - i < size_t(len) || p[i + 1] < lo || p[i + 1] > hi) return false;
-    for (int k = 2; k < len; k++)
-      if ((p[i + k] & 0xc0) != 0x80) return false;
-    i += len;
-  }
-  return true;
-}
 
 bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
 
@@ -75,7 +44,9 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, size_t size, const std:
     DSVL2_FAIL("%s: safetensors header length %llu runs past the end of the file (%zu bytes): truncated?", w,
                (unsigned long long)n, size);
   const uint8_t* hdr = data + 8;
-  if (!valid_utf8(hdr, n)) DSVL2_FAIL("%s: safetensors header is not valid UTF-8", w);
+  // Strict UTF-8, as Rust's str::from_utf8 (the reference reader) accepts it.
+  if (!utf8::is_valid(std::string_view(reinterpret_cast<const char*>(hdr), n)))
+    DSVL2_FAIL("%s: safetensors header is not valid UTF-8", w);
 
   // Duplicate keys: nlohmann keeps the last one silently, so track the keys
   // of every open object while parsing (tensor entries too: two "dtype"s).

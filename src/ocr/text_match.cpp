@@ -3,36 +3,19 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace dsvl2::ocr {
 namespace {
 
 // Decodes one code point at s[i]; returns its length, or 0 when the bytes
 // there are not a valid sequence.
 size_t decode_one(std::string_view s, size_t i, char32_t* out) {
-  const auto b = [&](size_t k) { return uint8_t(s[i + k]); };
-  const uint8_t c = b(0);
-  if (c < 0x80) {
-    *out = c;
-    return 1;
+  const size_t n = utf8::sequence_length(s, i);
+  if (n > 0) {
+    size_t at = i;
+    *out = char32_t(utf8::next(s, at));
   }
-  size_t n;
-  char32_t cp;
-  if (c >= 0xc2 && c <= 0xdf)
-    n = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef)
-    n = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4)
-    n = 4, cp = c & 0x07;
-  else
-    return 0;  // continuation byte, overlong lead (c0, c1) or over U+10FFFF (f5..ff)
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(k) & 0x3f);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0;  // overlong, too big
-  if (cp >= 0xd800 && cp <= 0xdfff) return 0;                                           // surrogates
-  *out = cp;
   return n;
 }
 
@@ -129,15 +112,7 @@ void fold(char32_t c, std::u32string& out) {
 
 }  // namespace
 
-bool valid_utf8(std::string_view s) {
-  char32_t cp;
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = decode_one(s, i, &cp);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
+bool valid_utf8(std::string_view s) { return utf8::is_valid(s); }
 
 std::string sanitize_utf8(std::string_view s) {
   std::string out;
@@ -174,24 +149,8 @@ std::u32string decode_utf8(std::string_view s) {
 std::string encode_utf8(std::u32string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char32_t c : s) {
-    if (c < 0x80) {
-      out += char(c);
-    } else if (c < 0x800) {
-      out += char(0xc0 | (c >> 6));
-      out += char(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-      if (c >= 0xd800 && c <= 0xdfff) continue;
-      out += char(0xe0 | (c >> 12));
-      out += char(0x80 | ((c >> 6) & 0x3f));
-      out += char(0x80 | (c & 0x3f));
-    } else if (c <= 0x10ffff) {
-      out += char(0xf0 | (c >> 18));
-      out += char(0x80 | ((c >> 12) & 0x3f));
-      out += char(0x80 | ((c >> 6) & 0x3f));
-      out += char(0x80 | (c & 0x3f));
-    }
-  }
+  for (char32_t c : s)
+    if (c <= 0x10ffff && (c < 0xd800 || c > 0xdfff)) utf8::append(out, uint32_t(c));  // not encodable: dropped
   return out;
 }
 

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "dataset/exif.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2::recaption {
 namespace {

@@ -18,7 +18,7 @@
 #include "ground/grounding_parser.h"
 #include "image/image.h"
 #include "synth/tasks_internal.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2::synth {
 

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "ground/prompts.h"
 #include "synth/tasks_internal.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2::synth::detail {
 namespace {

@@ -1,6 +1,6 @@
 #include "text/added_vocab.h"
 
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2 {
 namespace {

@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "core/image_tokens.h"
 #include "text/tokenizer.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2 {
 namespace {

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "text/tokenizer_json.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2 {
 namespace {

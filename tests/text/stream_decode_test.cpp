@@ -5,7 +5,7 @@
 #include "stub_tokenizer.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2 {
 namespace {

@@ -1,6 +1,10 @@
-// UTF-8 helpers for the text stage: validation, Rust-style lossy decoding
-// (String::from_utf8_lossy, one U+FFFD per maximal invalid subpart, which the
-// HF ByteLevel decoder applies), and Python's str.strip() whitespace set.
+// The project's one UTF-8 codec: strict validation (no overlong forms, no
+// surrogates, nothing above U+10FFFF, as Rust's str::from_utf8), Rust-style
+// lossy decoding (String::from_utf8_lossy, one U+FFFD per maximal invalid
+// subpart, which the HF ByteLevel decoder applies), and Python's str.strip()
+// whitespace set. Every stage that meets untrusted bytes (tokenizer,
+// safetensors headers, tar names, EXIF strings, OCR output, labels) builds
+// its own policy (replace, drop, escape) on these.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +12,10 @@
 #include <string_view>
 
 namespace dsvl2::utf8 {
+
+// Length (1-4) of the valid UTF-8 sequence at s[i], or 0 when the bytes there
+// are not one (invalid, or cut off by the end of s).
+size_t sequence_length(std::string_view s, size_t i);
 
 // Byte offset of the first invalid UTF-8 sequence, or npos when valid.
 size_t find_invalid(std::string_view s);

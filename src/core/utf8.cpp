@@ -1,4 +1,4 @@
-#include "text/utf8.h"
+#include "core/utf8.h"
 
 namespace dsvl2::utf8 {
 namespace {
@@ -41,6 +41,11 @@ size_t seq_len(std::string_view s, size_t i, size_t* bad) {
 }
 
 }  // namespace
+
+size_t sequence_length(std::string_view s, size_t i) {
+  size_t bad = 0;
+  return i < s.size() ? seq_len(s, i, &bad) : 0;
+}
 
 size_t find_invalid(std::string_view s) {
   size_t i = 0;
