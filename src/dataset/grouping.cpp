@@ -85,23 +85,35 @@ std::optional<nlohmann::json> parse_json_object(std::string_view text, int max_d
   return value;
 }
 
-bool read_file_bounded(const std::string& path, int64_t max_bytes, std::string& out, std::string& why) {
-  out.clear();
+int open_regular_file(const std::string& path, int64_t* size, std::string& why) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     why = std::string("cannot open: ") + std::strerror(errno);
-    return false;
+    return -1;
   }
   struct stat st {};
-  bool ok = false;
   if (::fstat(fd, &st) != 0) {
     why = std::string("cannot stat: ") + std::strerror(errno);
   } else if (!S_ISREG(st.st_mode)) {
     why = "not a regular file";
-  } else if (int64_t(st.st_size) > max_bytes) {
-    why = strformat("%lld bytes, over the limit of %lld", (long long)st.st_size, (long long)max_bytes);
   } else {
-    out.resize(size_t(st.st_size));
+    *size = int64_t(st.st_size);
+    return fd;
+  }
+  ::close(fd);
+  return -1;
+}
+
+bool read_file_bounded(const std::string& path, int64_t max_bytes, std::string& out, std::string& why) {
+  out.clear();
+  int64_t size = 0;
+  const int fd = open_regular_file(path, &size, why);
+  if (fd < 0) return false;
+  bool ok = false;
+  if (size > max_bytes) {
+    why = strformat("%lld bytes, over the limit of %lld", (long long)size, (long long)max_bytes);
+  } else {
+    out.resize(size_t(size));
     size_t got = 0;
     ok = true;
     // One byte of room past the size seen by fstat catches a file that grew.

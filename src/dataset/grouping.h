@@ -40,6 +40,10 @@ std::optional<nlohmann::json> parse_json_object(std::string_view text, int max_d
 // again while reading, as the file may grow). On failure returns false with
 // `why` set; never throws for I/O errors. Opens with O_NONBLOCK so that a FIFO
 // cannot block the reader.
+// Opens `path` for reading if it is a regular file (O_NONBLOCK, so a FIFO
+// planted in a dataset cannot block the open); sets *size. Returns the
+// descriptor, or -1 with `why`.
+int open_regular_file(const std::string& path, int64_t* size, std::string& why);
 bool read_file_bounded(const std::string& path, int64_t max_bytes, std::string& out, std::string& why);
 
 // The members of one key, turned into a Sample by finish().

@@ -25,13 +25,10 @@ class ManifestSource : public Source {
  public:
   ManifestSource(const InputUnit& unit, const ReadLimits& limits) : path_(unit.path), limits_(limits) {
     dir_ = std::filesystem::path(path_).parent_path().string();
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) DSVL2_FAIL("%s: cannot open: %s", path_.c_str(), std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      DSVL2_FAIL("%s: not a regular file", path_.c_str());
-    }
+    std::string why;
+    int64_t size = 0;
+    fd_ = open_regular_file(path_, &size, why);
+    if (fd_ < 0) DSVL2_FAIL("%s: %s", path_.c_str(), why.c_str());
     // The first non-blank byte (after a UTF-8 byte order mark) picks the form;
     // the peek reads at most one line's worth and consumes nothing.
     if (!fill()) return;

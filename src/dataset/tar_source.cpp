@@ -26,14 +26,11 @@ namespace {
 class TarSource : public Source {
  public:
   TarSource(const InputUnit& unit, const ReadLimits& limits) : path_(unit.path), limits_(limits) {
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) DSVL2_FAIL("%s: cannot open: %s", path_.c_str(), std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      DSVL2_FAIL("%s: not a regular file", path_.c_str());
-    }
-    if (st.st_size == 0) {
+    std::string why;
+    int64_t size = 0;
+    fd_ = open_regular_file(path_, &size, why);
+    if (fd_ < 0) DSVL2_FAIL("%s: %s", path_.c_str(), why.c_str());
+    if (size == 0) {
       broken("empty file (0 bytes), not a tar archive");
       return;
     }

@@ -42,8 +42,10 @@ ShardSpec ShardSpec::resolve(int index, int count) {
     s.index = env_int("SLURM_ARRAY_TASK_ID", 0) - env_int("SLURM_ARRAY_TASK_MIN", 0);
     s.count = env_int("SLURM_ARRAY_TASK_COUNT", 1);
   }
-  DSVL2_REQUIRE(s.count >= 1 && s.index >= 0 && s.index < s.count, "shard %d of %d: the index must be in [0, %d)",
-                s.index, s.count, s.count);
+  DSVL2_REQUIRE(s.count >= 1 && s.index >= 0 && s.index < s.count,
+                "shard %d of %d: the index must be in [0, %d) (with --num-shards, Slurm array ids count from 0: "
+                "--array=0-%d)",
+                s.index, s.count, s.count, s.count - 1);
   return s;
 }
 

@@ -1,6 +1,11 @@
 #include "jobs/shard_writer.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 
@@ -15,6 +20,15 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& name, bool r
   const std::string ledger_path = dir + "/" + name + ".ledger.sqlite";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // One writer per shard: a resubmitted task that starts while the old one
+  // is still dying, or two runs given the same shard, would interleave
+  // their bytes in the partial file. The lock goes with the process.
+  const std::string lock_path = dir + "/" + name + ".lock";
+  lock_.fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_.fd < 0) DSVL2_FAIL_KIND(kOutOfResources, "%s: cannot create: %s", lock_path.c_str(), std::strerror(errno));
+  if (::flock(lock_.fd, LOCK_EX | LOCK_NB) != 0) {
+    DSVL2_FAIL("%s: another process is writing this shard now (%s is locked)", final_.c_str(), lock_path.c_str());
+  }
   if (!resume && (fs::exists(final_) || fs::exists(partial_) || fs::exists(ledger_path)))
     DSVL2_FAIL("%s: output of an earlier run is there; pass --resume to continue it, or choose another --out",
                final_.c_str());
@@ -54,6 +68,10 @@ ShardWriter::~ShardWriter() {
     }
   }
   if (file_) std::fclose(file_);
+}
+
+ShardWriter::LockFd::~LockFd() {
+  if (fd >= 0) ::close(fd);
 }
 
 bool ShardWriter::committed(int64_t item) { return finished_ || ledger_->item_committed(name_, item); }

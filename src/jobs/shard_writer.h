@@ -26,7 +26,8 @@ namespace dsvl2::jobs {
 class ShardWriter {
  public:
   // Without `resume`, existing output or ledger of this name is an Error
-  // (nothing is overwritten by accident).
+  // (nothing is overwritten by accident). A shard another live process is
+  // writing (its NAME.lock held) is an Error too.
   ShardWriter(const std::string& dir, const std::string& name, bool resume, int batch = 64,
               const std::string& suffix = ".jsonl");
   ~ShardWriter();
@@ -58,6 +59,12 @@ class ShardWriter {
   std::string name_, final_, partial_;
   int batch_;
   std::unique_ptr<Ledger> ledger_;
+  // NAME.lock, flock()ed while this writer lives; a member (not a body
+  // local) so that a constructor that throws still lets it go.
+  struct LockFd {
+    int fd = -1;
+    ~LockFd();
+  } lock_;
   std::FILE* file_ = nullptr;
   bool finished_ = false, in_tx_ = false;
   int64_t items_ = 0, errors_ = 0, bytes_ = 0, pending_ = 0;

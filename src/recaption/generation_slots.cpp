@@ -45,7 +45,7 @@ void GenerationSlots::step() {
   for (Slot& s : slots_)
     if (s.seq) live.push_back(s.seq.get());
   if (live.empty()) return;
-  std::exception_ptr failed;
+  std::exception_ptr failed, callback_error;
   try {
     step_sequences(lm_, live, ops_, max_rows_);
   } catch (...) {
@@ -58,8 +58,14 @@ void GenerationSlots::step() {
     s.seq.reset();
     Done done = std::move(s.done);
     s.done = nullptr;
-    done(std::move(r), err);
+    // The other slots' results must still be delivered if one callback throws.
+    try {
+      done(std::move(r), err);
+    } catch (...) {
+      if (!callback_error) callback_error = std::current_exception();
+    }
   }
+  if (callback_error) std::rethrow_exception(callback_error);
 }
 
 }  // namespace dsvl2::recaption

@@ -45,7 +45,8 @@ class GenerationSlots {
   // One batched forward over every running slot; calls `done` of those that
   // finished. A failed forward fails every sequence of that step (they are
   // reported, the slots freed) and step() goes on: one bad batch never stops
-  // the job.
+  // the job. `done` must not call start(); if one throws, the others still
+  // run and step() rethrows the first error afterwards.
   void step();
 
  private:

@@ -70,11 +70,14 @@ struct StyleRule {
 };
 const std::array<StyleRule, 5>& style_rules() {
   static const std::array<StyleRule, 5> rules = {{
+      // Word forms spelled out where a prefix would catch other words
+      // ("drawer", "tablecloth", "plotted land" is fine, "plotter" is not).
       {"Photographs", {"photograph"}, {}, {}},
       {"3D Rendering", {"render", "3-dimensional"}, {"3d"}, {}},
       {"Digital Art", {"digital", "vector", "raster"}, {}, {"CGI", "CG"}},
-      {"Painting & Drawings", {"paint", "draw", "sketch", "comic", "anime"}, {}, {}},
-      {"Charts & Diagrams", {"chart", "plot", "diagram", "table"}, {"map", "maps"}, {}},
+      {"Painting & Drawings", {"paint", "sketch", "comic"},
+       {"draw", "draws", "drawn", "drawing", "drawings", "anime"}, {}},
+      {"Charts & Diagrams", {"chart", "diagram"}, {"plot", "plots", "table", "tables", "map", "maps"}, {}},
   }};
   return rules;
 }

@@ -36,8 +36,9 @@ std::string quoted_hints(const std::vector<std::string>& lines) {
   std::string out;
   size_t used = 0, n = 0;
   for (const std::string& l : lines) {
-    if (n == kMaxOcrHintLines || used + l.size() > kMaxHintChars) break;
-    out += "\n- \"" + l + "\"";
+    if (n == kMaxOcrHintLines) break;
+    if (used + l.size() > kMaxHintChars) continue;  // a long line must not crowd out the rest
+    out += "\n- \"" + defuse_markup(l) + "\"";
     used += l.size();
     n++;
   }
@@ -48,9 +49,9 @@ std::string quoted_hints(const std::vector<std::string>& lines) {
 std::string context_block(const PromptContext& ctx, bool with_alt) {
   std::string out;
   if (!ctx.ocr_lines.empty()) out += "\n\n" + std::string(kOcrIntro) + quoted_hints(ctx.ocr_lines);
-  if (!ctx.meta.empty()) out += "\n\n" + std::string(kMetaIntro) + " " + ctx.meta;
+  if (!ctx.meta.empty()) out += "\n\n" + std::string(kMetaIntro) + " " + defuse_markup(ctx.meta);
   if (with_alt && !ctx.alt_text.empty())
-    out += "\n\n" + std::string(kAltIntro) + "\nAlt-text: \"" + ctx.alt_text + "\"";
+    out += "\n\n" + std::string(kAltIntro) + "\nAlt-text: \"" + defuse_markup(ctx.alt_text) + "\"";
   return out;
 }
 
@@ -61,6 +62,20 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string defuse_markup(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); i++) {
+    out += text[i];
+    if (text[i] != '<') continue;
+    const std::string_view rest = text.substr(i + 1);
+    // "<|", "<｜" (U+FF5C) and "<image>" open every special token of the
+    // DeepSeek-VL2 vocabulary; a space after '<' keeps the words readable.
+    if (rest.rfind("|", 0) == 0 || rest.rfind("\xef\xbd\x9c", 0) == 0 || rest.rfind("image>", 0) == 0) out += ' ';
+  }
+  return out;
+}
 
 std::string_view caption_prompt(int id) {
   DSVL2_CHECK(id >= 0 && id < kCaptionPromptCount, "caption prompt %d", id);
@@ -90,8 +105,8 @@ std::string build_vqa_prompt(std::string_view question, std::string_view origina
                     "the image and the information below.";
   out += context_block(ctx, false);
   if (!original_answer.empty())
-    out += "\n\nAn earlier answer, which may be short or wrong: \"" + std::string(original_answer) + "\"";
-  out += "\n\nQuestion: " + std::string(question);
+    out += "\n\nAn earlier answer, which may be short or wrong: \"" + defuse_markup(original_answer) + "\"";
+  out += "\n\nQuestion: " + defuse_markup(question);
   return out;
 }
 
@@ -113,7 +128,7 @@ std::string build_quality_prompt(std::string_view caption) {
   return "Rate the writing quality of the following image description on a scale from 1 to 10, judging only the "
          "writing: clarity, grammar, no repetition, no filler. 1 means unreadable or repetitive, 10 means clear, "
          "fluent and concise. Reply with the number only.\n\nDescription: \"" +
-         std::string(caption) + "\"";
+         defuse_markup(caption) + "\"";
 }
 
 std::optional<int> parse_quality_score(std::string_view answer) {

@@ -29,6 +29,13 @@ struct PromptPlan {
 // and seed give the same plan on any machine, shard count or input order.
 PromptPlan plan_prompt(uint64_t seed, std::string_view key, bool has_alt_text, double p_alt, double p_neg);
 
+// Untrusted text (alt-text, OCR lines, EXIF strings, questions, captions)
+// must not place special tokens: "<image>" in alt-text would move the image,
+// "<｜end▁of▁sentence｜>" would end the prompt. Every builder below passes
+// such text through this, which puts a space after the '<' of "<|", "<｜"
+// and "<image>".
+std::string defuse_markup(std::string_view text);
+
 // What DeepSeek-VL2 added to the prompt. Strings must be valid UTF-8.
 struct PromptContext {
   std::string alt_text;                 // used only when the plan inserts it

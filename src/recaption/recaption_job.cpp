@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/rng.h"
 #include "dataset/inputs.h"
 #include "dataset/tar_writer.h"
 #include "jobs/progress.h"
@@ -98,8 +99,23 @@ void UnitRun::begin_caption(Pending& p, int slot) {
   r.timings.encode_s = since(t0);
   r.prompt_tokens = int(ids.size());
   p.started = Clock::now();
-  slots_.start(slot, ids, embeds.f32() + int64_t(prefix) * hidden, int(ids.size()) - prefix, o_.request,
+  // Each record samples from its own stream (seed, key): with --temp > 0
+  // records are independent draws, and one record's draw does not depend on
+  // which others ran.
+  GenerateRequest req = o_.request;
+  req.sampling.seed = hash_string(r.key, o_.request.sampling.seed);
+  slots_.start(slot, ids, embeds.f32() + int64_t(prefix) * hidden, int(ids.size()) - prefix, req,
                [this, &p](GenerateResult&& g, std::exception_ptr e) { caption_done(p, std::move(g), e); });
+}
+
+std::string what(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
 }
 
 void UnitRun::caption_done(Pending& p, GenerateResult&& g, std::exception_ptr e) {
@@ -107,29 +123,34 @@ void UnitRun::caption_done(Pending& p, GenerateResult&& g, std::exception_ptr e)
   r.timings.caption_s = since(p.started);
   r.image = Image{r.image.width, r.image.height, {}};  // pixels no longer needed
   if (e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      r.error = std::string("captioning failed: ") + ex.what();
-    }
+    r.error = "captioning failed: " + what(e);
     r.complete = true;
     return;
   }
-  r.finish_reason = g.finish_reason;
-  r.caption_tokens = int(g.ids.size());
-  r.raw_caption = g.text;
-  r.pii = redact_pii(r.raw_caption);
-  r.caption = o_.strip_prefix ? strip_caption_prefix(r.pii.text) : r.pii.text;
-  if (o_.prepare.task == RecaptionTask::kCaption) r.style = style_class(r.caption);
-  r.ocr_check = ocr::check_caption(r.caption, r.ocr);
-  for (const auto& [name, score] : r.screen) {
-    const double limit = name == "safety" ? o_.safety_threshold : o_.watermark_threshold;
-    if (score >= limit && r.filtered.empty()) r.filtered = name + " score " + std::to_string(score) + " >= threshold";
+  // Whatever fails below fails this record only (a record that threw would
+  // otherwise stop every resume at the same place).
+  try {
+    r.finish_reason = g.finish_reason;
+    r.caption_tokens = int(g.ids.size());
+    r.raw_caption = g.text;
+    r.pii = redact_pii(r.raw_caption);
+    r.caption = o_.strip_prefix ? strip_caption_prefix(r.pii.text) : r.pii.text;
+    const bool caption_task = o_.prepare.task == RecaptionTask::kCaption;
+    if (caption_task) r.style = style_class(r.caption);
+    if (o_.prepare.ocr) r.ocr_check = ocr::check_caption(r.caption, r.ocr);  // no OCR: nothing to check against
+    for (const auto& [name, score] : r.screen) {
+      const double limit = name == "safety" ? o_.safety_threshold : o_.watermark_threshold;
+      if (score >= limit && r.filtered.empty()) r.filtered = name + " score " + std::to_string(score) + " >= threshold";
+    }
+    // The judge scores descriptions; a VQA answer is not one.
+    if (o_.quality && caption_task && !r.caption.empty()) {
+      quality_queue_.push_back(&p);
+      return;
+    }
+  } catch (const std::exception& ex) {
+    r.error = std::string("post-processing failed: ") + ex.what();
   }
-  if (o_.quality && !r.caption.empty())
-    quality_queue_.push_back(&p);
-  else
-    r.complete = true;
+  r.complete = true;
 }
 
 void UnitRun::begin_quality(Pending& p, int slot) {
@@ -144,7 +165,9 @@ void UnitRun::begin_quality(Pending& p, int slot) {
   slots_.start(slot, ids.ids, e.f32(), int(ids.ids.size()), req, [this, &p](GenerateResult&& g, std::exception_ptr e) {
     Record& r = p.r;
     r.timings.quality_s = since(p.started);
-    if (!e) {
+    if (e) {
+      r.quality_error = what(e);
+    } else {
       r.quality_answer = g.text;
       r.quality = parse_quality_score(g.text);
       if (r.quality && o_.min_quality > 0 && *r.quality < o_.min_quality && r.filtered.empty())
@@ -163,13 +186,20 @@ int64_t UnitRun::run(const dataset::InputUnit& unit, jobs::ShardWriter& out, Rec
     for (int slot; !quality_queue_.empty() && (slot = slots_.free_slot()) >= 0;) {
       Pending* p = quality_queue_.front();
       quality_queue_.pop_front();
-      begin_quality(*p, slot);
+      try {
+        begin_quality(*p, slot);
+      } catch (const std::exception& e) {  // the caption stands; only its score is missing
+        p->r.quality_error = e.what();
+        p->r.complete = true;
+      }
     }
     while (!input_done && quality_queue_.empty()) {
       const int slot = slots_.free_slot();
       if (slot < 0) break;
-      // Block for input only when the model has nothing else to do.
-      std::optional<Record> r = prep.next(slots_.running() == 0);
+      // A free slot always waits for the next record (OCR runs ahead, so
+      // it is usually there): which records share a forward then depends on
+      // the input alone, not on thread timing, and a run repeats exactly.
+      std::optional<Record> r = prep.next(true);
       if (!r) {
         input_done = prep.finished();
         break;

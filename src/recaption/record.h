@@ -23,6 +23,7 @@ enum class RecaptionTask { kCaption, kVqa };
 struct Record {
   int64_t item = 0;              // position in its input unit (the ledger's item)
   std::string key, image_name, source;
+  std::string member;            // its tar member stem, unique in the unit (record_json.h)
   std::string error;             // non-empty: the record failed
   // Input.
   std::string image_bytes, image_ext;  // kept only for --copy-images
@@ -44,7 +45,7 @@ struct Record {
   std::string style;
   std::optional<ocr::OcrCheck> ocr_check;
   std::optional<int> quality;
-  std::string quality_answer, filtered;  // filtered: why the record is marked as dropped
+  std::string quality_answer, quality_error, filtered;  // filtered: why the record is marked as dropped
   struct Timings {
     double prepare_s = 0, ocr_s = 0, encode_s = 0, caption_s = 0, quality_s = 0;
   } timings;

@@ -1,5 +1,7 @@
 #include "recaption/record_json.h"
 
+#include <cctype>
+
 #include "dataset/tar_writer.h"
 
 namespace dsvl2::recaption {
@@ -50,6 +52,7 @@ json record_to_json(const Record& r, RecaptionTask task) {
   j["pii_redacted"] = !r.pii.kinds.empty();
   j["quality_score"] = r.quality ? json(*r.quality) : json(nullptr);
   if (!r.quality && !r.quality_answer.empty()) j["quality_answer"] = r.quality_answer;
+  if (!r.quality_error.empty()) j["quality_error"] = r.quality_error;
   for (const auto& [name, p] : r.screen) j[name] = p;
   j["filtered"] = or_null(r.filtered);
   // Timings differ run to run; everything else is a function of the inputs,
@@ -60,6 +63,16 @@ json record_to_json(const Record& r, RecaptionTask task) {
                   {"caption_s", r.timings.caption_s},
                   {"quality_s", r.timings.quality_s}};
   return j;
+}
+
+std::string image_extension(const std::string& ext) {
+  // The input's own extension when it is a plain image one; never one that
+  // would read as the record (json) or as alt-text (txt).
+  std::string low;
+  for (char c : ext.substr(ext.rfind('.') + 1)) low += char(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* ok : {"jpg", "jpeg", "png", "webp", "bmp", "gif"})
+    if (low == ok) return low;
+  return "img";
 }
 
 std::string member_stem(const std::string& key) {
@@ -89,10 +102,9 @@ std::string member_stem(const std::string& key) {
 }
 
 std::string record_members(const Record& r, const json& j) {
-  const std::string stem = member_stem(r.key);
+  const std::string& stem = r.member.empty() ? r.key : r.member;
   std::string out = dataset::tar_member(stem + ".json", j.dump(-1, ' ', false, json::error_handler_t::replace));
-  if (!r.image_bytes.empty())
-    out += dataset::tar_member(stem + "." + (r.image_ext.empty() ? std::string("img") : r.image_ext), r.image_bytes);
+  if (!r.image_bytes.empty()) out += dataset::tar_member(stem + "." + image_extension(r.image_ext), r.image_bytes);
   return out;
 }
 

@@ -18,8 +18,12 @@ nlohmann::json record_to_json(const Record& r, RecaptionTask task);
 // the JSON keeps the original key.
 std::string member_stem(const std::string& key);
 
-// The record's tar members: STEM.json, then STEM.<ext> with the image bytes
-// when the record kept them.
+// The extension an image copy is stored under: jpg, jpeg, png, webp, bmp or
+// gif from the input's extension, else "img".
+std::string image_extension(const std::string& ext);
+
+// The record's tar members: MEMBER.json, then MEMBER.<ext> with the image
+// bytes when the record kept them (Record::member, set by the preparer).
 std::string record_members(const Record& r, const nlohmann::json& j);
 
 }  // namespace dsvl2::recaption

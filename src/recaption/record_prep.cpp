@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "dataset/exif.h"
+#include "recaption/record_json.h"
 #include "core/utf8.h"
 
 namespace dsvl2::recaption {
@@ -51,6 +53,12 @@ void prepare(Record& r, dataset::Sample& s, const PrepareOptions& o, ocr::OcrEng
     if (r.question.empty()) DSVL2_FAIL("%s: --task vqa needs a \"question\" string in the record's JSON", s.key.c_str());
     if (!utf8::is_valid(r.question) || !utf8::is_valid(r.original_answer))
       DSVL2_FAIL("%s: the question or answer is not valid UTF-8", s.key.c_str());
+    // Checked before the image is decoded: an over-long question would only
+    // fail later, after the costly part.
+    if (r.question.size() > o.max_alt_chars)
+      DSVL2_FAIL("%s: the question has %zu bytes, over the limit of %zu", s.key.c_str(), r.question.size(),
+                 o.max_alt_chars);
+    r.original_answer = cut_utf8(r.original_answer, o.max_alt_chars);
   }
   r.image = decode_image(reinterpret_cast<const uint8_t*>(s.image_bytes.data()), s.image_bytes.size(),
                          s.image_name.empty() ? s.key : s.image_name);
@@ -73,7 +81,8 @@ void prepare(Record& r, dataset::Sample& s, const PrepareOptions& o, ocr::OcrEng
   r.plan = plan_prompt(o.seed, r.key, r.alt_text && !r.alt_text->empty(), o.p_alt, o.p_neg);
   if (r.alt_text) ctx.alt_text = *r.alt_text;
   if (o.task == RecaptionTask::kVqa) {
-    r.plan.asked_negatives = false;
+    r.plan.asked_negatives = false;  // neither addition is part of the VQA prompt
+    r.plan.alt_text_inserted = false;
     r.prompt = build_vqa_prompt(r.question, r.original_answer, ctx);
   } else {
     r.prompt = build_caption_prompt(r.plan, ctx);
@@ -126,13 +135,21 @@ void RecordPreparer::run() {
     if (opt_.ocr) engine.emplace(opt_.ocr_options);
     dataset::SampleReader reader(unit_);
     dataset::Sample s;
+    // Member names must be unique in the output tar: a repeated key (an
+    // error record) or two keys that sanitise alike get "_<item>". Every
+    // record of the unit is seen, committed ones too, so a resumed run names
+    // them as the first run did.
+    std::unordered_set<std::string> members;
     for (int64_t item = 0; reader.next(s); item++) {
+      std::string member = member_stem(s.key);
+      while (!members.insert(member).second) member.append("_").append(std::to_string(item));
       if (std::binary_search(committed_.begin(), committed_.end(), item)) {
         std::lock_guard<std::mutex> lk(mu_);
         skipped_++;
         continue;
       }
       Record r = prepare_record(std::move(s), item, unit_.path, opt_, engine ? &*engine : nullptr);
+      r.member = std::move(member);
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return stop_ || ready_.size() < ahead_; });
       if (stop_) return;

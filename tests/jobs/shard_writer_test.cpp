@@ -102,6 +102,19 @@ TEST(ShardWriter, UncommittedLinesAreDroppedOnResume) {
   EXPECT_EQ(lines_of(dir + "/part.jsonl"), (std::vector<std::string>{"{\"item\": 0}", "{\"item\": 1}", "{\"item\": 2}"}));
 }
 
+TEST(ShardWriter, OneWriterPerShardAtATime) {
+  const std::string dir = test::temp_dir("shard_lock");
+  {
+    ShardWriter a(dir, "part", false);
+    EXPECT_THROW(ShardWriter(dir, "part", true), Error) << "a second writer of a live shard";
+    ShardWriter other(dir, "other", false);  // another shard is free
+  }
+  // The lock goes with the writer, also when its constructor throws.
+  EXPECT_THROW(ShardWriter(dir, "part", false), Error);  // output there, no resume
+  ShardWriter again(dir, "part", true);
+  EXPECT_FALSE(again.finished());
+}
+
 TEST(ShardSpec, EveryCountCoversEveryItemOnce) {
   for (int count : {1, 2, 3, 4, 7}) {
     std::multiset<size_t> seen;

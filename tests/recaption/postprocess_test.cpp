@@ -49,6 +49,8 @@ TEST(RecaptionStyle, KeywordTableInOrder) {
   // ... and word boundaries matter: "cg" in lower case or "mapping" are not keywords.
   EXPECT_EQ(style_class("A bitmap of mapping data."), "Other");
   EXPECT_EQ(style_class("The letters cg on a sign."), "Other");
+  EXPECT_EQ(style_class("An open drawer next to a tablecloth."), "Other");
+  EXPECT_EQ(style_class("A pencil drawing of a horse."), "Painting & Drawings");
 }
 
 TEST(RecaptionPrefix, ThisImageDisplaysIsRemoved) {
@@ -69,6 +71,11 @@ TEST(RecaptionRecords, MemberStemsAreSafeForTarsAndWebDataset) {
   EXPECT_EQ(member_stem(std::string("bad\x01\nkey")), "bad__key");
   EXPECT_EQ(member_stem(".."), "_");
   EXPECT_EQ(member_stem(""), "_");
+  EXPECT_EQ(image_extension("JPG"), "jpg");
+  EXPECT_EQ(image_extension("v2.png"), "png");
+  EXPECT_EQ(image_extension("json"), "img") << "never read back as the record";
+  EXPECT_EQ(image_extension("txt"), "img");
+  EXPECT_EQ(image_extension(""), "img");
 }
 
 }  // namespace

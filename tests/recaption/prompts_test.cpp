@@ -99,6 +99,20 @@ TEST(RecaptionPrompts, VqaPromptCarriesQuestionAnswerAndHints) {
   EXPECT_EQ(build_vqa_prompt("Q?", "", {}).find("earlier answer"), std::string::npos);
 }
 
+TEST(RecaptionPrompts, UntrustedTextCannotPlaceSpecialTokens) {
+  EXPECT_EQ(defuse_markup("a <image> b <|User|>: c <\xef\xbd\x9c" "end"), "a < image> b < |User|>: c < \xef\xbd\x9c" "end");
+  EXPECT_EQ(defuse_markup("x < y, <b>, 3<4"), "x < y, <b>, 3<4");
+  PromptContext ctx;
+  ctx.alt_text = "<image>";
+  ctx.ocr_lines = {"<|Assistant|>"};
+  ctx.meta = "<image>";
+  const std::string s = build_caption_prompt({0, true, false}, ctx);
+  EXPECT_EQ(s.find("<image>"), std::string::npos);
+  EXPECT_EQ(s.find("<|"), std::string::npos);
+  EXPECT_EQ(build_vqa_prompt("<image> what?", "<|x", {}).find("<image>"), std::string::npos);
+  EXPECT_EQ(build_quality_prompt("<image>").find("<image>"), std::string::npos);
+}
+
 TEST(RecaptionPrompts, QualityScoreIsParsedStrictly) {
   EXPECT_EQ(parse_quality_score("7"), 7);
   EXPECT_EQ(parse_quality_score(" 10\n"), 10);

@@ -363,6 +363,26 @@ slurm_task_states() {
     sort -n
 }
 
+# Waits for array job $1 ($2 tasks, at most $4 seconds) and checks that task
+# $3 FAILED (it was killed) and every other task COMPLETED; prints the states
+# and, for a task in the wrong state, its log (logs/$5-JOB_TASK.log). Returns
+# non-zero with the reason on stderr.
+slurm_expect_one_failed_task() {
+  local jid=$1 tasks=$2 victim=$3 seconds=$4 log=$5 states t want
+  slurm_wait_job "$jid" "$seconds" || { echo "the array job did not finish" >&2; return 1; }
+  states=$(slurm_task_states "$jid")
+  echo "$states" | sed 's/^/    task /' >&2
+  for ((t = 0; t < tasks; t++)); do
+    want=COMPLETED
+    [ "$t" = "$victim" ] && want=FAILED
+    echo "$states" | grep -q "^$t $want " || {
+      cat "logs/$log-${jid}_$t.log" >&2 2>/dev/null || true
+      echo "task $t is not $want: $(echo "$states" | grep "^$t " || echo missing)" >&2
+      return 1
+    }
+  done
+}
+
 # PIDs of the processes of array task $2 of job $1 running executable $3
 # (found by the Slurm variables in their environment).
 slurm_task_pids() {

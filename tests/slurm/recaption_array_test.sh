@@ -90,17 +90,7 @@ kill -KILL $pids || fail "task $victim (pid $pids) was gone before the kill"
 say "killed task $victim (pid $pids) in its second unit ($(stat -c %s "$second.partial") bytes written)"
 first_sum=$(cksum <"$first")
 
-slurm_wait_job "$jid" "$(left)" || fail "the array job did not finish"
-states=$(slurm_task_states "$jid")
-echo "$states" | sed 's/^/    task /' >&2
-for ((t = 0; t < shards; t++)); do
-  want=COMPLETED
-  [ $t = $victim ] && want=FAILED
-  echo "$states" | grep -q "^$t $want " || {
-    cat logs/recaption-"$jid"_$t.log >&2 2>/dev/null || true
-    fail "task $t is not $want: $(echo "$states" | grep "^$t " || echo missing)"
-  }
-done
+slurm_expect_one_failed_task "$jid" "$shards" "$victim" "$(left)" recaption || fail "the array job did not end as expected"
 [ -e "$second.partial" ] && [ ! -e "$second" ] || fail "the killed task left no partial unit, or a finished one"
 
 # ---- Resubmit the killed index alone, with the same arguments.
