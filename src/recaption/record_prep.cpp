@@ -150,9 +150,15 @@ void RecordPreparer::run() {
       }
       Record r = prepare_record(std::move(s), item, unit_.path, opt_, engine ? &*engine : nullptr);
       r.member = std::move(member);
+      // Bounded by count and by pixel bytes: a run of large (legal) images
+      // must not hold gigabytes in the queue. One record always fits.
+      const size_t bytes = r.image.rgb.size() + r.image_bytes.size();
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || ready_.size() < ahead_; });
+      cv_.wait(lk, [&] {
+        return stop_ || (ready_.size() < ahead_ && (ready_.empty() || ready_bytes_ + bytes <= opt_.max_queued_bytes));
+      });
       if (stop_) return;
+      ready_bytes_ += bytes;
       ready_.push_back(std::move(r));
       cv_.notify_all();
       s = {};
@@ -175,6 +181,7 @@ std::optional<Record> RecordPreparer::next(bool wait) {
   }
   Record r = std::move(ready_.front());
   ready_.pop_front();
+  ready_bytes_ -= r.image.rgb.size() + r.image_bytes.size();
   cv_.notify_all();
   return r;
 }

@@ -28,6 +28,7 @@ struct PrepareOptions {
   ocr::OcrOptions ocr_options;
   bool keep_image_bytes = false;    // --copy-images
   size_t max_alt_chars = 1000;      // longer alt-text is cut (at a UTF-8 boundary) and flagged
+  size_t max_queued_bytes = size_t(1) << 30;  // decoded pixels waiting for the model
 };
 
 // One sample to a record ready for the model, or to a failed record (error
@@ -60,6 +61,7 @@ class RecordPreparer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Record> ready_;
+  size_t ready_bytes_ = 0;
   bool done_ = false, stop_ = false;
   std::exception_ptr error_;
   int64_t skipped_ = 0;
