@@ -275,6 +275,14 @@ MessageTimeout=20
 NodeName=localhost NodeAddr=127.0.0.1 $node State=UNKNOWN
 PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
+  # slurmd 22.05 always loads a cgroup plugin, even with the plugins above;
+  # "autodetect" needs a cgroup file system at /sys/fs/cgroup. Where there is
+  # none (a minimal chroot, a container), the v1 plugin loads without one and
+  # is never used by linuxproc/task-none.
+  if [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" != cgroup2fs ] &&
+    [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" != tmpfs ]; then
+    echo "CgroupPlugin=cgroup/v1" >"$d/cgroup.conf"
+  fi
   export SLURM_CONF="$d/slurm.conf"
   export SLURM_CLUSTER_DIR
 
