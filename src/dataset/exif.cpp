@@ -179,9 +179,11 @@ nlohmann::json read_meta(ExifData* d) {
     meta["exposure_time"] = exposure_text(*s);
     meta["exposure_s"] = *s;
   }
-  if (auto f = r.rational(r.find(EXIF_TAG_FNUMBER)); f && *f > 0 && *f < 1e3) meta["f_number"] = round_to(*f, 100);
+  // Checked after rounding: f/0.003 would otherwise come out as "f_number": 0.
+  if (auto f = r.rational(r.find(EXIF_TAG_FNUMBER)); f && round_to(*f, 100) > 0 && *f < 1e3)
+    meta["f_number"] = round_to(*f, 100);
   if (auto iso = r.integer(r.find(EXIF_TAG_ISO_SPEED_RATINGS)); iso && *iso > 0) meta["iso"] = *iso;
-  if (auto mm = r.rational(r.find(EXIF_TAG_FOCAL_LENGTH)); mm && *mm > 0 && *mm < 1e5)
+  if (auto mm = r.rational(r.find(EXIF_TAG_FOCAL_LENGTH)); mm && round_to(*mm, 100) > 0 && *mm < 1e5)
     meta["focal_length_mm"] = round_to(*mm, 100);
   for (ExifTag tag : {EXIF_TAG_DATE_TIME_ORIGINAL, EXIF_TAG_DATE_TIME_DIGITIZED, EXIF_TAG_DATE_TIME}) {
     std::optional<std::string> s = r.ascii(r.find(tag));

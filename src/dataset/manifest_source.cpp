@@ -44,7 +44,10 @@ class ManifestSource : public Source {
       }
     }
     pos_ = start;
-    if (i < buf_.size() && buf_[i] == '[') read_array();
+    // Only a .json manifest may be one JSON array; in a .jsonl file a first
+    // line that is an array is a bad line like any other.
+    const bool json_file = path_.size() >= 5 && path_.compare(path_.size() - 5, 5, ".json") == 0;
+    if (json_file && i < buf_.size() && buf_[i] == '[') read_array();
   }
 
   ~ManifestSource() override { ::close(fd_); }

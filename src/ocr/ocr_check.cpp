@@ -37,7 +37,7 @@ struct Best {
 // The run of `words` (count of `target`'s words ± slack, possibly crossing
 // line ends) closest to `target`. Stops early once `enough` is reached.
 Best best_run(const std::u32string& target, const std::vector<std::string>& words, int slack, double floor,
-              double enough) {
+              double enough, int64_t& budget) {
   Best best;
   if (target.empty()) return best;
   const int k = word_count(target);
@@ -47,6 +47,7 @@ Best best_run(const std::u32string& target, const std::vector<std::string>& word
     for (int n = 1; n <= hi && i + size_t(n) <= words.size(); ++n) {
       joined += (n > 1 ? " " : "") + words[i + size_t(n) - 1];
       if (n < lo) continue;
+      if (budget-- <= 0) return best;
       const double s = similarity(target, normalize_text(std::string_view(joined)), std::max(floor, best.sim));
       if (s > best.sim) {
         best = {s, i, i + size_t(n)};
@@ -117,10 +118,17 @@ OcrCheck check_caption(std::string_view caption_in, const OcrResult& ocr, const 
   std::vector<int> line_words(ocr.lines.size(), 0);
   for (size_t k : line_of) line_words[k]++;
   std::vector<int> misquoted_words(ocr.lines.size(), 0);  // words inside a partial quote's span
-  for (std::string& q : extract_quotes(caption)) {
+  int64_t budget = o.max_comparisons;
+  std::vector<std::string> quotes = extract_quotes(caption);
+  if (quotes.size() > o.max_quotes) quotes.resize(o.max_quotes);
+  for (std::string& q : quotes) {
     std::u32string nq = normalize_text(std::string_view(q));
     if (nq.size() > o.max_quote_chars) nq = normalize_text(std::u32string_view(nq).substr(0, o.max_quote_chars));
-    const Best b = best_run(nq, ocr_words, o.ngram_slack, 0, 1.0);
+    if (budget <= 0) {
+      c.truncated = true;
+      break;
+    }
+    const Best b = best_run(nq, ocr_words, o.ngram_slack, 0, 1.0, budget);
     QuoteVerdict v;
     v.quote = std::move(q);
     v.similarity = b.sim;
@@ -136,10 +144,12 @@ OcrCheck check_caption(std::string_view caption_in, const OcrResult& ocr, const 
   const std::vector<std::string> caption_words = split_spaces(caption);
   for (size_t i = 0; i < ocr.lines.size(); ++i) {
     const OcrLine& l = ocr.lines[i];
-    const std::u32string nl = normalize_text(std::string_view(l.text));
+    std::u32string nl = normalize_text(std::string_view(l.text));
+    if (nl.size() > o.max_quote_chars) nl = normalize_text(std::u32string_view(nl).substr(0, o.max_quote_chars));
     LineVerdict v{l.text, "ignored"};
-    if (l.conf >= o.noise_conf && count_word_chars(nl) >= o.min_line_chars) {
-      const Best b = best_run(nl, caption_words, o.ngram_slack, o.line_captured, 1.0);
+    if (budget <= 0) c.truncated = true;
+    if (i < o.max_lines && budget > 0 && l.conf >= o.noise_conf && count_word_chars(nl) >= o.min_line_chars) {
+      const Best b = best_run(nl, caption_words, o.ngram_slack, o.line_captured, 1.0, budget);
       // As for quotes, every word must be there: "... Every Sunday" does not capture "... Every Friday".
       const bool captured =
           b.sim >= o.line_captured &&
@@ -165,8 +175,10 @@ nlohmann::json check_to_json(const OcrCheck& c) {
                       {"similarity", std::round(q.similarity * 1000) / 1000},
                       {"ocr_span", q.ocr_span}});
   for (const LineVerdict& l : c.lines) lines.push_back({{"text", l.text}, {"verdict", l.verdict}});
-  return {{"quotes", std::move(quotes)}, {"lines", std::move(lines)},      {"correct", c.correct},
-          {"incorrect", c.incorrect},    {"not_captured", c.not_captured}, {"category", c.category}};
+  nlohmann::json j = {{"quotes", std::move(quotes)}, {"lines", std::move(lines)},      {"correct", c.correct},
+                      {"incorrect", c.incorrect},    {"not_captured", c.not_captured}, {"category", c.category}};
+  if (c.truncated) j["truncated"] = true;
+  return j;
 }
 
 void OcrCheckTotals::add(const OcrCheck& c, const OcrResult& r) {

@@ -57,7 +57,17 @@ struct CheckOptions {
   float noise_conf = 60;         // OCR lines under this mean confidence (0..100) are ignored
   int min_line_chars = 3;        // and lines with fewer letters/digits
   int ngram_slack = 2;           // candidate runs have the other side's word count ± this
-  size_t max_quote_chars = 300;  // longer quotes are compared by their first 300 code points
+  size_t max_quote_chars = 160;  // longer quotes (and OCR lines) are compared by their first 160 code points
+  // Bounds on the work one record can ask for (the comparisons grow with
+  // quotes x OCR words and lines x caption words): quotes after the first
+  // max_quotes are not checked (nor listed), lines after max_lines are
+  // "ignored".
+  size_t max_quotes = 64, max_lines = 128;
+  // And on the string comparisons of one record in all: past it, the quotes
+  // and lines left are not compared (quotes are not listed, lines are
+  // "ignored") and the check says `truncated`. Real captions use a few
+  // hundred; a hostile one could otherwise ask for billions.
+  int64_t max_comparisons = 200'000;
 };
 
 struct QuoteVerdict {
@@ -77,6 +87,7 @@ struct OcrCheck {
   std::vector<LineVerdict> lines;    // lines[i] is OcrResult::lines[i]
   int correct = 0, incorrect = 0, not_captured = 0;
   std::string category;  // "correct", "incorrect", "not_captured" or "no_text"
+  bool truncated = false;  // the comparison budget ran out (CheckOptions::max_comparisons)
 };
 
 // The quoted strings of a caption, in order, as written (without the marks):

@@ -206,6 +206,35 @@ int edit_distance(std::u32string_view a, std::u32string_view b) {
   return row[b.size()];
 }
 
+int edit_distance_within(std::u32string_view a, std::u32string_view b, int max_d) {
+  if (a.size() < b.size()) std::swap(a, b);
+  const int n = int(a.size()), m = int(b.size());
+  if (n - m > max_d) return max_d + 1;
+  if (max_d >= n) return edit_distance(a, b);
+  // Only cells within max_d of the diagonal can lie on a path of cost <=
+  // max_d (Ukkonen's band): O(max_d * n) instead of O(n * m), and a row whose
+  // every cell is over max_d ends the search.
+  const int kBig = max_d + 1;
+  std::vector<int> row(size_t(m) + 1, kBig);
+  for (int j = 0; j <= std::min(m, max_d); ++j) row[size_t(j)] = j;
+  for (int i = 1; i <= n; ++i) {
+    const int lo = std::max(1, i - max_d), hi = std::min(m, i + max_d);
+    int diag = lo - 1 >= 0 ? row[size_t(lo - 1)] : kBig;
+    row[size_t(lo - 1)] = lo - 1 == 0 && i <= max_d ? i : kBig;
+    int best = row[size_t(lo - 1)];
+    for (int j = lo; j <= hi; ++j) {
+      const int up = row[size_t(j)];
+      const int v = std::min({up + 1, row[size_t(j - 1)] + 1, diag + (a[size_t(i - 1)] == b[size_t(j - 1)] ? 0 : 1)});
+      row[size_t(j)] = std::min(v, kBig);
+      diag = up;
+      best = std::min(best, row[size_t(j)]);
+    }
+    if (hi < m) row[size_t(hi + 1)] = kBig;
+    if (best > max_d) return kBig;
+  }
+  return std::min(row[size_t(m)], kBig);
+}
+
 namespace {
 
 double ratio(std::u32string_view a, std::u32string_view b, double at_least) {
@@ -213,7 +242,10 @@ double ratio(std::u32string_view a, std::u32string_view b, double at_least) {
   if (m == 0) return 1;
   const size_t diff = a.size() > b.size() ? a.size() - b.size() : b.size() - a.size();
   if (1.0 - double(diff) / double(m) < at_least) return 0;  // cannot reach it
-  return 1.0 - double(edit_distance(a, b)) / double(m);
+  // A distance over max_d would give a ratio under at_least: not worth knowing.
+  const int max_d = at_least <= 0 ? int(m) : int((1.0 - at_least) * double(m) + 1e-9);
+  const int d = edit_distance_within(a, b, max_d);
+  return d > max_d ? 0 : 1.0 - double(d) / double(m);
 }
 
 std::u32string without_spaces(std::u32string_view s) {

@@ -39,6 +39,8 @@ inline std::u32string normalize_text(std::string_view s) { return normalize_text
 
 // Levenshtein distance over code points.
 int edit_distance(std::u32string_view a, std::u32string_view b);
+// The same when it is at most max_d, else max_d + 1, in O(max_d * max(|a|, |b|)).
+int edit_distance_within(std::u32string_view a, std::u32string_view b, int max_d);
 // 1 - edit_distance / max(|a|, |b|), in [0, 1]; the better of that and the
 // same with spaces removed (OCR splits and joins words: "BIRTH DAY").
 // Returns 0 without computing when even equal content could not reach

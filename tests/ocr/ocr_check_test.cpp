@@ -152,6 +152,27 @@ TEST(OcrCheck, Totals) {
   EXPECT_DOUBLE_EQ(j["records_by_category"]["percent_of_records_with_text"]["incorrect"].get<double>(), 100.0);
 }
 
+TEST(OcrCheck, WorkPerRecordIsBounded) {
+  // A long caption full of long quotes against long OCR lines (the shape a
+  // fuzzer found taking minutes before the caps and the banded distance):
+  // the check finishes, within the ctest timeout, and honours the caps.
+  std::string caption, ocr_line;
+  for (int q = 0; q < 100; ++q) {
+    caption += " and \"";
+    for (int w = 0; w < 40; ++w) caption += (w ? " word" : "word") + std::to_string((q * 7 + w) % 97);
+    caption += "\"";
+  }
+  for (int w = 0; w < 400; ++w) ocr_line += "word" + std::to_string(w % 89) + " ";
+  std::vector<OcrLine> lines(200, line(ocr_line));
+  const OcrCheck c = check_caption(caption, result(lines));
+  EXPECT_LE(c.quotes.size(), CheckOptions{}.max_quotes);
+  EXPECT_EQ(c.lines.size(), 200u);
+  EXPECT_EQ(c.lines.back().verdict, "ignored") << "lines past max_lines are not compared";
+  EXPECT_TRUE(c.truncated) << "the comparison budget ran out on this record";
+  EXPECT_TRUE(check_to_json(c)["truncated"].get<bool>());
+  EXPECT_FALSE(check_caption("a \"short\" one", result({line("short")})).truncated);
+}
+
 TEST(OcrCheck, RejectsBadThresholds) {
   CheckOptions o;
   o.partial = 0.9;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/rng.h"
+
 namespace dsvl2::ocr {
 namespace {
 
@@ -71,6 +73,22 @@ TEST(OcrUtf8, StrictValidation) {
   EXPECT_EQ(decode_utf8("a\xff"
                         "z"),
             U"az");
+}
+
+TEST(OcrSimilarity, BandedDistanceAgreesWithTheFullOneWithinItsBound) {
+  Rng rng(17);
+  for (int t = 0; t < 3000; ++t) {
+    std::u32string a, b;
+    const int na = rng.randint(0, 24), nb = rng.randint(0, 24);
+    for (int i = 0; i < na; ++i) a += char32_t('a' + rng.randint(0, 3));  // few letters: many near matches
+    for (int i = 0; i < nb; ++i) b += char32_t('a' + rng.randint(0, 3));
+    const int full = edit_distance(a, b), max_d = rng.randint(0, 26);
+    const int banded = edit_distance_within(a, b, max_d);
+    if (full <= max_d)
+      ASSERT_EQ(banded, full) << t;
+    else
+      ASSERT_EQ(banded, max_d + 1) << t;
+  }
 }
 
 }  // namespace
