@@ -9,6 +9,7 @@
 #include "gen_options.h"
 #include "ops/ops.h"
 #include "recaption/recaption_job.h"
+#include "split.h"
 
 namespace dsvl2::cli {
 namespace {
@@ -20,17 +21,6 @@ struct RecaptionFlags {
   int shard_index = -1, num_shards = 1;
   bool no_quality = false, no_ocr = false;
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  for (;;) {
-    const size_t next = s.find(sep, at);
-    out.push_back(s.substr(at, next - at));
-    if (next == std::string::npos) return out;
-    at = next + 1;
-  }
-}
 
 int run(RecaptionFlags f) {
   recaption::RecaptionOptions& o = f.o;

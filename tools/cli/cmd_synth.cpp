@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "split.h"
 #include "synth/synth_job.h"
 
 namespace dsvl2::cli {
@@ -15,17 +16,6 @@ struct SynthFlags {
   std::string tasks = "vip,ground,gcg,icg,neg", mix;
   int shard_index = -1, num_shards = 1;
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  for (;;) {
-    const size_t next = s.find(sep, at);
-    out.push_back(s.substr(at, next - at));
-    if (next == std::string::npos) return out;
-    at = next + 1;
-  }
-}
 
 int run(SynthFlags f) {
   for (const std::string& t : split(f.tasks, ',')) f.o.tasks.push_back(synth::parse_task(t));
