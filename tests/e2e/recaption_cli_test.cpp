@@ -112,6 +112,9 @@ TEST_F(RecaptionCli, WritesEveryShardAndItsStats) {
                                                         " --input " + dir_ + "/nope-{0..3}.tar --out " + dir_ + "/x -q");
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("nope-0.tar"), std::string::npos) << missing.err;
+  const test::CommandResult system = test::run_command(cmd(dir_ + "/sys", "--system hello"));
+  EXPECT_NE(system.exit_code, 0);
+  EXPECT_NE(system.err.find("--system"), std::string::npos) << system.err;
 }
 
 TEST_F(RecaptionCli, KillNineThenResumeLosesAndRepeatsNothing) {

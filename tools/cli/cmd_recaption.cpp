@@ -33,6 +33,9 @@ int run(RecaptionFlags f) {
       else if (s == "watermark") o.screen.push_back(recaption::ScreenKind::kWatermark);
       else DSVL2_FAIL("--screen takes safety and/or watermark, not \"%s\"", s.c_str());
     }
+  // The prompts are the pipeline's own (docs/recaption.md); a system text
+  // would change every record silently.
+  DSVL2_REQUIRE(f.gen.system.empty(), "recaption does not take --system: its prompts are fixed (docs/recaption.md)");
   DSVL2_REQUIRE(o.prepare.p_alt >= 0 && o.prepare.p_alt <= 1 && o.prepare.p_neg >= 0 && o.prepare.p_neg <= 1,
                 "--p-alt and --p-neg are probabilities in [0, 1]");
   o.prepare.seed = uint64_t(f.gen.seed);
