@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/utf8.h"
 #include "dataset/exif.h"
 #include "dataset/text_util.h"
 
@@ -88,14 +89,14 @@ class Reader {
 // at most 128 bytes. A string
 // that is not UTF-8 is read as Latin-1, the usual other choice of cameras.
 std::string clean_text(const std::string& raw) {
-  const bool utf8 = detail::valid_utf8(raw);
+  const bool utf8 = utf8::is_valid(raw);
   std::string out;
   for (size_t i = 0; i < raw.size();) {
     char ch[4];
     size_t n = 1;
     const auto c = uint8_t(raw[i]);
     if (utf8) {
-      n = detail::utf8_char_len(raw, i);
+      n = utf8::sequence_length(raw, i);
       raw.copy(ch, n, i);
     } else if (c < 0x80) {
       ch[0] = char(c);

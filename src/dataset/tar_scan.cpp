@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "core/error.h"
@@ -11,7 +12,7 @@ namespace dsvl2::dataset {
 
 void for_each_tar_member(const std::string& path,
                          const std::function<void(const std::string& name, std::string_view data)>& fn,
-                         int64_t max_member_bytes) {
+                         const std::vector<std::string>& suffixes, int64_t max_member_bytes) {
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
   archive_read_support_format_tar(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK)
@@ -23,6 +24,11 @@ void for_each_tar_member(const std::string& path,
     if (rc == ARCHIVE_EOF) return;
     if (rc < ARCHIVE_WARN) DSVL2_FAIL("%s: %s", path.c_str(), archive_error_string(a.get()));
     if (archive_entry_filetype(e) != AE_IFREG) continue;
+    const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    auto wanted = [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (!suffixes.empty() && std::none_of(suffixes.begin(), suffixes.end(), wanted)) continue;
     const int64_t size = archive_entry_size(e);
     data.clear();
     if (size >= 0 && size <= max_member_bytes) {
@@ -30,7 +36,7 @@ void for_each_tar_member(const std::string& path,
       const la_ssize_t got = archive_read_data(a.get(), data.data(), data.size());
       if (got != la_ssize_t(size)) DSVL2_FAIL("%s: member %s is cut short", path.c_str(), archive_entry_pathname(e));
     }
-    fn(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", data);
+    fn(name, data);
   }
 }
 

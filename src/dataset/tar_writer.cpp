@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "dataset/text_util.h"
 
 namespace dsvl2::dataset {
@@ -53,7 +54,7 @@ std::string tar_member(const std::string& name, std::string_view data) {
   // A UTF-8 name is stored as such (in a pax header when it is not ASCII),
   // other bytes as they are, with a pax hdrcharset=BINARY record.
   if (name.find('\0') != std::string::npos) DSVL2_FAIL("tar member: a NUL byte in the name");
-  if (detail::valid_utf8(name)) {
+  if (utf8::is_valid(name)) {
     archive_entry_set_pathname_utf8(e.get(), name.c_str());
   } else {
     archive_entry_set_pathname(e.get(), name.c_str());

@@ -9,10 +9,6 @@
 
 namespace dsvl2::dataset::detail {
 
-size_t utf8_char_len(std::string_view s, size_t i) { return utf8::sequence_length(s, i); }
-
-bool valid_utf8(std::string_view s) { return utf8::is_valid(s); }
-
 std::string printable(std::string_view s, size_t max_bytes) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
@@ -20,7 +16,7 @@ std::string printable(std::string_view s, size_t max_bytes) {
       out += "...";
       break;
     }
-    const size_t n = utf8_char_len(s, i);
+    const size_t n = utf8::sequence_length(s, i);
     const auto c = uint8_t(s[i]);
     if (n == 0 || c < 0x20 || c == 0x7F) {
       char hex[8];

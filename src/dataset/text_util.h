@@ -1,19 +1,12 @@
-// Internal to dataset/: UTF-8 checks for bytes that came from untrusted files
-// (tar member names, EXIF strings, parser messages) before they reach a
-// message or a JSON string, which must be valid UTF-8.
+// Internal to dataset/: making bytes from untrusted files (tar member names,
+// parser messages) fit for a message, and the UTF-8 locale libarchive needs.
+// Validation itself is core/utf8.h.
 #pragma once
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace dsvl2::dataset::detail {
-
-// Length of the well-formed UTF-8 character at s[i] (1-4), or 0 when the bytes
-// there are not one (overlong forms, surrogates and code points over U+10FFFF
-// are not).
-size_t utf8_char_len(std::string_view s, size_t i);
-
-bool valid_utf8(std::string_view s);
 
 // `s` for a message: valid UTF-8 kept, other bytes and control characters
 // written as \xNN, cut to about `max_bytes` with "...".

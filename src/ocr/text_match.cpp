@@ -117,15 +117,10 @@ bool valid_utf8(std::string_view s) { return utf8::is_valid(s); }
 std::string sanitize_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  char32_t cp;
   for (size_t i = 0; i < s.size();) {
-    const size_t n = decode_one(s, i, &cp);
-    if (n == 0) {
-      ++i;
-      continue;
-    }
-    out.append(s.substr(i, n));
-    i += n;
+    const size_t n = utf8::sequence_length(s, i);
+    if (n > 0) out.append(s.substr(i, n));
+    i += n > 0 ? n : 1;  // an invalid byte is dropped
   }
   return out;
 }

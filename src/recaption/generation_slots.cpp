@@ -6,11 +6,10 @@ namespace dsvl2::recaption {
 
 GenerationSlots::GenerationSlots(const LanguageModel& lm, const Tokenizer* tok, const Ops& ops, int slots,
                                  int context, int max_rows)
-    : lm_(lm), tok_(tok), ops_(ops), context_(context), max_rows_(max_rows) {
+    : lm_(lm), tok_(tok), ops_(ops), max_rows_(max_rows) {
   DSVL2_REQUIRE(slots >= 1 && slots <= 256, "the batch needs 1..256 slots, not %d", slots);
   slots_.resize(size_t(slots));
   for (Slot& s : slots_) s.cache = std::make_unique<KVCache>(lm.config(), context);
-  context_ = slots_[0].cache->context();
 }
 
 GenerationSlots::~GenerationSlots() = default;

@@ -34,7 +34,6 @@ class GenerationSlots {
   // A free slot, its cache cleared; -1 when every slot is busy.
   int free_slot();
   KVCache& cache(int slot) { return *slots_[size_t(slot)].cache; }
-  int context() const { return context_; }
 
   // Starts generating in `slot`: `embeds` [T, hidden] are the prompt rows
   // after what the slot's cache already holds; `history` all prompt ids (for
@@ -58,7 +57,7 @@ class GenerationSlots {
   const LanguageModel& lm_;
   const Tokenizer* tok_;
   Ops ops_;
-  int context_, max_rows_;
+  int max_rows_;
   std::vector<Slot> slots_;
 };
 

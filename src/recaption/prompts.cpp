@@ -83,13 +83,15 @@ std::string_view caption_prompt(int id) {
 }
 
 PromptPlan plan_prompt(uint64_t seed, std::string_view key, bool has_alt_text, double p_alt, double p_neg) {
-  // Fixed counters per draw, so adding a draw later changes no earlier one.
-  const Rng rng(seed, hash_string(key, 0x7265636170ull));
+  // Every draw is made whatever the record holds, so each keeps its counter
+  // (0: prompt, 1: alt-text, 2: negatives) and adding a draw later changes
+  // no earlier one.
+  Rng rng(seed, hash_string(key, 0x7265636170ull));
   PromptPlan p;
-  p.prompt_id = int(rng.at(0) % kCaptionPromptCount);  // bias ~1e-19
-  auto draw = [&](uint64_t counter) { return double(rng.at(counter) >> 11) * 0x1.0p-53; };
-  p.alt_text_inserted = has_alt_text && draw(1) < p_alt;
-  p.asked_negatives = draw(2) < p_neg;
+  p.prompt_id = int(rng.next() % kCaptionPromptCount);  // bias ~1e-19
+  const bool alt = rng.chance(p_alt);
+  p.alt_text_inserted = has_alt_text && alt;
+  p.asked_negatives = rng.chance(p_neg);
   return p;
 }
 

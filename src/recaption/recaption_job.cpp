@@ -33,7 +33,7 @@ class UnitRun {
       : m_(m), ops_(ops), o_(o), slots_(slots), yes_no_(yes_no) {}
 
   // Returns the records this run wrote.
-  int64_t run(const dataset::InputUnit& unit, jobs::ShardWriter& out, RecordPreparer& prep, jobs::Progress& progress);
+  int64_t run(jobs::ShardWriter& out, RecordPreparer& prep, jobs::Progress& progress);
 
  private:
   struct Pending {
@@ -177,8 +177,7 @@ void UnitRun::begin_quality(Pending& p, int slot) {
   });
 }
 
-int64_t UnitRun::run(const dataset::InputUnit& unit, jobs::ShardWriter& out, RecordPreparer& prep,
-                     jobs::Progress& progress) {
+int64_t UnitRun::run(jobs::ShardWriter& out, RecordPreparer& prep, jobs::Progress& progress) {
   int64_t written = 0;
   bool input_done = false;
   for (;;) {
@@ -230,7 +229,6 @@ int64_t UnitRun::run(const dataset::InputUnit& unit, jobs::ShardWriter& out, Rec
     }
     if (input_done && order_.empty() && slots_.running() == 0 && quality_queue_.empty()) break;
   }
-  (void)unit;
   return written;
 }
 
@@ -267,7 +265,7 @@ RecaptionStats run_recaption(const VisionLanguageModel& m, const Ops& ops, const
     RecordPreparer prep(unit, out.committed_items(), o.prepare, size_t(o.slots) + 2);
     jobs::Progress progress("recaption " + unit.stem, -1, o.quiet);
     UnitRun run(m, ops, o, slots, yes_no ? &*yes_no : nullptr);
-    const int64_t written = run.run(unit, out, prep, progress);
+    const int64_t written = run.run(out, prep, progress);
     progress.finish();
     st.skipped += prep.skipped();
     st.records += written;

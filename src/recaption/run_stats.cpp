@@ -12,10 +12,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 struct Totals {
   int64_t records = 0, ok = 0, errors = 0, filtered = 0, unreadable = 0, quality_n = 0;
   int64_t correct = 0, incorrect = 0, not_captured = 0, with_text = 0, small_text = 0;
@@ -71,15 +67,18 @@ json share(int64_t n, int64_t total) { return total > 0 ? json(double(n) / doubl
 
 void write_run_stats(const std::string& shard_tar, const std::string& stats_path, const RunInfo& info) {
   Totals t;
-  dataset::for_each_tar_member(shard_tar, [&](const std::string& name, std::string_view data) {
-    if (!ends_with(name, ".json")) return;
-    json r = json::parse(data, nullptr, false);
-    if (r.is_discarded() || !r.is_object()) {
-      t.unreadable++;
-      return;
-    }
-    t.add(r);
-  });
+  // The records only: image copies (--copy-images) are not read.
+  dataset::for_each_tar_member(
+      shard_tar,
+      [&](const std::string&, std::string_view data) {
+        json r = json::parse(data, nullptr, false);
+        if (r.is_discarded() || !r.is_object()) {
+          t.unreadable++;
+          return;
+        }
+        t.add(r);
+      },
+      {".json"});
   const int64_t checked = t.correct + t.incorrect + t.not_captured;
   json j;
   j["output"] = shard_tar;

@@ -70,9 +70,9 @@ inline std::string make_tar(const std::vector<std::pair<std::string, std::string
 // Every KEY.json record of a tar (path) in order.
 inline std::vector<nlohmann::json> read_records(const std::string& tar_path) {
   std::vector<nlohmann::json> out;
-  dataset::for_each_tar_member(tar_path, [&](const std::string& name, std::string_view data) {
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) out.push_back(nlohmann::json::parse(data));
-  });
+  dataset::for_each_tar_member(
+      tar_path, [&](const std::string&, std::string_view data) { out.push_back(nlohmann::json::parse(data)); },
+      {".json"});
   return out;
 }
 
