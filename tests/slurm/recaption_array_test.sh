@@ -30,7 +30,13 @@ fail() { echo "recaption-array: FAILED: $*" >&2; exit 1; }
 end=$((SECONDS + ${DSVL2_SLURM_TEST_BUDGET:-240}))
 left() { echo $((end > SECONDS ? end - SECONDS : 1)); }
 [ -x "$bin" ] || fail "dsvl2 binary not found: $bin (build it, or set DSVL2_BIN)"
-[ -f "$tokenizer" ] || fail "tokenizer not found: $tokenizer (set DSVL2_SHARED_DIR; scripts/fetch-tokenizer fetches it)"
+# As the C++ tests do: without shared/ the test is skipped, visibly, except
+# under CI=true, where a run must not pass by skipping.
+if [ ! -f "$tokenizer" ]; then
+  [ "${CI:-}" = true ] && fail "tokenizer not found: $tokenizer (set DSVL2_SHARED_DIR), and CI=true requires it"
+  echo "recaption-array: skipped: tokenizer not found: $tokenizer (set DSVL2_SHARED_DIR)" >&2
+  exit 77
+fi
 "$bin" recaption --help >/dev/null 2>&1 || fail "$bin has no recaption command"
 
 # shellcheck source=cluster.sh
