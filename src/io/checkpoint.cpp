@@ -143,6 +143,11 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
+const TensorView* Checkpoint::find(std::string_view name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second.view;
+}
+
 size_t Checkpoint::total_bytes() const {
   size_t n = 0;
   for (const auto& [k, v] : index_) n += v.view->nbytes;

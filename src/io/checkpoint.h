@@ -45,6 +45,9 @@ class Checkpoint {
   // single file, or the folder of a sharded checkpoint.
   std::string file_of(std::string_view name) const;
   std::vector<std::string> names() const;
+  // The tensor as stored (its own shape and dtype, quantized included), or
+  // nullptr when absent.
+  const TensorView* find(std::string_view name) const;
   size_t total_bytes() const;
   // Maps all files' pages up front when they fit in `budget_bytes` (the
   // caller passes what memory can hold), so the first prompt does not pay a

@@ -147,6 +147,8 @@ VLConfig parse_vl_config(const std::string& text, const std::string& what) {
     r.get_int("moe_layer_freq", &x.moe_layer_freq, 1, 512);
     r.get_int("first_k_dense_replace", &x.first_k_dense_replace, 0, 512);
     r.get_bool("norm_topk_prob", &x.norm_topk_prob);
+    r.get_double("aux_loss_alpha", &x.aux_loss_alpha, 0, 1e6);
+    r.get_bool("seq_aux", &x.seq_aux);
     r.get_string("scoring_func", &x.scoring_func);
     r.get_string("hidden_act", &x.hidden_act);
     r.get_int("max_position_embeddings", &x.max_position_embeddings, 1, 1 << 24);
@@ -244,6 +246,16 @@ VLConfig load_vl_config(const std::string& dir) {
 ProcessorConfig load_processor_config(const std::string& dir) {
   std::string p = path_join(dir, "processor_config.json");
   return parse_processor_config(read_file(p), p);
+}
+
+ProcessorConfig processor_config_for(const std::string& dir, const VLConfig& cfg) {
+  if (file_exists(path_join(dir, "processor_config.json"))) return load_processor_config(dir);
+  ProcessorConfig p;
+  p.candidate_resolutions = cfg.candidate_resolutions;
+  p.image_size = cfg.candidate_resolutions[0].first;
+  p.patch_size = cfg.vision.patch_size;
+  p.downsample_ratio = cfg.projector.downsample_ratio;
+  return p;
 }
 
 }  // namespace dsvl2

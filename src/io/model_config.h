@@ -64,6 +64,9 @@ struct LanguageConfig {  // DeepseekV2Config
   int moe_layer_freq = 1;
   int first_k_dense_replace = 0;
   bool norm_topk_prob = false;
+  // The MoE gate's balance loss in training (DeepseekV2Config defaults).
+  double aux_loss_alpha = 0.001;
+  bool seq_aux = true;
   std::string scoring_func = "softmax";  // softmax | sigmoid
   std::string hidden_act = "silu";
   int max_position_embeddings = 2048;
@@ -111,5 +114,8 @@ ProcessorConfig parse_processor_config(const std::string& json_text, const std::
 // Read <dir>/config.json and <dir>/processor_config.json.
 VLConfig load_vl_config(const std::string& dir);
 ProcessorConfig load_processor_config(const std::string& dir);
+// dir/processor_config.json when the folder has one, else the processor the
+// model config implies (same candidate resolutions, official defaults).
+ProcessorConfig processor_config_for(const std::string& dir, const VLConfig& cfg);
 
 }  // namespace dsvl2

@@ -15,16 +15,8 @@ VisionLanguageModel::VisionLanguageModel(const std::string& path) : dir_(path) {
   const std::string& dir = path;
   if (!is_directory(dir)) DSVL2_FAIL("%s: not a checkpoint folder or .gguf file", dir.c_str());
   cfg_ = load_vl_config(dir);
-  // processor_config.json is optional for our own folders: derive it from the
-  // model config (same candidate resolutions, official defaults otherwise).
-  if (file_exists(path_join(dir, "processor_config.json"))) {
-    proc_ = load_processor_config(dir);
-  } else {
-    proc_.candidate_resolutions = cfg_.candidate_resolutions;
-    proc_.image_size = cfg_.candidate_resolutions[0].first;
-    proc_.patch_size = cfg_.vision.patch_size;
-    proc_.downsample_ratio = cfg_.projector.downsample_ratio;
-  }
+  // processor_config.json is optional for our own folders.
+  proc_ = processor_config_for(dir, cfg_);
   ckpt_ = std::make_unique<Checkpoint>(dir);
   build(dir);
 }

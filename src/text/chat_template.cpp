@@ -35,7 +35,7 @@ std::vector<ChatMessage> prepare(const std::vector<ChatMessage>& conv, const Cha
       DSVL2_FAIL("chat: only user messages may hold <image> (message %zu)", i);
     out.push_back(std::move(c));
   }
-  if (opt.add_generation_prompt && !out.empty() && out.back().role == ChatRole::kUser)
+  if (opt.add_generation_prompt && !opt.training && !out.empty() && out.back().role == ChatRole::kUser)
     out.push_back({ChatRole::kAssistant, "", -1});
   return out;
 }
@@ -61,6 +61,13 @@ void render_turns(const std::vector<std::pair<ChatRole, std::string>>& msgs, std
 void append_tokens(const Tokenizer& tok, std::string_view text, PromptIds& p) {
   tok.encode(text, p.ids);
   p.image_mask.resize(p.ids.size(), 0);
+}
+
+// Training: labels for the ids appended since the last call, as format_messages_v2
+// builds masked_tokenized_data (mask_prompt=True).
+void append_labels(PromptIds& p, bool training, bool supervised) {
+  if (!training) return;
+  for (size_t i = p.labels.size(); i < p.ids.size(); i++) p.labels.push_back(supervised ? p.ids[i] : kIgnoreLabel);
 }
 
 }  // namespace
@@ -129,6 +136,7 @@ PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>&
   PromptIds p;
   p.ids.push_back(tok.bos_id());
   p.image_mask.push_back(0);
+  append_labels(p, opt.training, true);  // the official code does not mask BOS
   size_t image_index = 0;
   bool ends_with_eos = false;
   for (const ChatMessage& m : msgs) {
@@ -136,6 +144,7 @@ PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>&
     const std::string content = strip(m.content);
     if (m.role == ChatRole::kSystem) {
       append_tokens(tok, content, p);
+      append_labels(p, opt.training, false);
     } else if (m.role == ChatRole::kUser) {
       std::string q;
       render_turns({{ChatRole::kUser, content}, {ChatRole::kAssistant, ""}}, q);
@@ -151,13 +160,22 @@ PromptIds build_prompt_ids(const Tokenizer& tok, const std::vector<ChatMessage>&
         pos = t + kImageTag.size();
       }
       append_tokens(tok, std::string_view(q).substr(pos), p);
+      append_labels(p, opt.training, false);
     } else {
       DSVL2_REQUIRE(tok.eos_id() >= 0, "tokenizer has no EOS token <｜end▁of▁sentence｜>");
       append_tokens(tok, content, p);
       p.ids.push_back(tok.eos_id());
       p.image_mask.push_back(0);
+      append_labels(p, opt.training, true);
       ends_with_eos = true;
     }
+  }
+  if (opt.training) {
+    // process_one: target_ids[input_ids == image_token_id] = ignore_id, wherever they are.
+    if (auto id = tok.token_to_id(kImageTag))
+      for (size_t i = 0; i < p.ids.size(); i++)
+        if (p.ids[i] == *id) p.labels[i] = kIgnoreLabel;
+    return p;
   }
   // inference_mode: the trailing EOS of the last (assistant) turn is removed.
   if (ends_with_eos) {

@@ -10,6 +10,10 @@
 //    EOS dropped. A system message (first only) is tokenized as its stripped text
 //    with nothing after it, as format_messages_v2 does; the display string puts
 //    it before the turns followed by "\n\n" (format_messages' system_prompt).
+//  * Training (ChatOptions::training): process_one with inference_mode=False and
+//    mask_prompt=True: the same ids with the final EOS kept, plus labels (target_ids):
+//    BOS keeps its id, user turns, system text and image tokens are kIgnoreLabel,
+//    each assistant answer and its EOS are supervised (label = id).
 //  * Image tags: a message with n_images > 0 has missing <image> tags prepended
 //    one per line, and excess tags removed from the left, as the web demo
 //    (web_demo.py generate_prompt_with_history) does.
@@ -29,6 +33,7 @@ inline constexpr std::string_view kImageTag = "<image>";
 inline constexpr std::string_view kUserRole = "<|User|>";
 inline constexpr std::string_view kAssistantRole = "<|Assistant|>";
 inline constexpr std::string_view kEosText = "<｜end▁of▁sentence｜>";
+inline constexpr int32_t kIgnoreLabel = -100;  // the official ignore_id: no loss at this position
 
 enum class ChatRole { kSystem, kUser, kAssistant };
 // "system"; "user" or "<|User|>"; "assistant" or "<|Assistant|>". Throws Error.
@@ -48,6 +53,10 @@ struct ChatOptions {
   // When the conversation ends with a user turn, add the empty assistant turn
   // so the prompt ends with "<|Assistant|>:".
   bool add_generation_prompt = true;
+  // Training mode (see the top of this file): the conversation is taken as it
+  // is (add_generation_prompt is not applied), the final EOS stays and
+  // PromptIds::labels is filled.
+  bool training = false;
 };
 
 // The official sft_format display string. Throws Error on bad conversations.
@@ -62,6 +71,7 @@ struct PromptIds {
   std::vector<int32_t> ids;
   std::vector<uint8_t> image_mask;  // images_seq_mask: 1 at image-token positions
   std::vector<ImageSpan> images;    // one per image, in order
+  std::vector<int32_t> labels;      // training mode only: target_ids, same length as ids
 };
 
 // Token ids of the conversation. image_token_counts[i] is the number of image

@@ -47,51 +47,55 @@ Tensor layout_image_tokens(const Tensor& proj, const Tensor& crop, const Tensor&
   const int64_t need_tiles = tiles_for_crops(crop);
   DSVL2_REQUIRE(need_tiles == n_tiles, "image layout: images_spatial_crop needs %lld tiles but %lld were encoded",
                 (long long)need_tiles, (long long)n_tiles);
+  const std::vector<int64_t> src_rows = image_token_sources(crop, side, global_view_pos);
+  const int64_t total = int64_t(src_rows.size());
+  Tensor out = Tensor::f32({total, D});
+  const size_t row_bytes = size_t(D) * sizeof(float);
+  for (int64_t i = 0; i < total; i++) {
+    const int64_t r = src_rows[size_t(i)];
+    const float* row = r >= 0 ? proj.f32() + r * D : r == kLayoutNewline ? newline.f32() : separator.f32();
+    std::memcpy(out.f32() + i * D, row, row_bytes);
+  }
+  return out;
+}
+
+std::vector<int64_t> image_token_sources(const Tensor& crop, int64_t side, const std::string& global_view_pos) {
   const int64_t n_images = crop.dim(0);
   const int64_t* wh = crop.as<int64_t>();
   int64_t total = 0;
   for (int64_t i = 0; i < n_images; i++) total += image_token_count(wh[2 * i], wh[2 * i + 1], side);
-
-  Tensor out = Tensor::f32({total, D});
-  float* o = out.f32();
-  const float* src = proj.f32();
-  const size_t row_bytes = size_t(D) * sizeof(float);
-  auto put = [&](const float* row) {
-    std::memcpy(o, row, row_bytes);
-    o += D;
-  };
-  auto tile_token = [&](int64_t tile, int64_t y, int64_t x) { return src + ((tile * side + y) * side + x) * D; };
-
+  std::vector<int64_t> out;
+  out.reserve(size_t(total));
+  auto tile_token = [&](int64_t tile, int64_t y, int64_t x) { return (tile * side + y) * side + x; };
   int64_t tile = 0;
   for (int64_t i = 0; i < n_images; i++) {
     const int64_t tw = wh[2 * i], th = wh[2 * i + 1], global = tile, first_local = tile + 1;
     auto write_global = [&] {
       for (int64_t y = 0; y < side; y++) {
-        for (int64_t x = 0; x < side; x++) put(tile_token(global, y, x));
-        put(newline.f32());
+        for (int64_t x = 0; x < side; x++) out.push_back(tile_token(global, y, x));
+        out.push_back(kLayoutNewline);
       }
     };
     auto write_local = [&] {
       for (int64_t ty = 0; ty < th; ty++)
         for (int64_t y = 0; y < side; y++) {
           for (int64_t tx = 0; tx < tw; tx++)
-            for (int64_t x = 0; x < side; x++) put(tile_token(first_local + ty * tw + tx, y, x));
-          put(newline.f32());
+            for (int64_t x = 0; x < side; x++) out.push_back(tile_token(first_local + ty * tw + tx, y, x));
+          out.push_back(kLayoutNewline);
         }
     };
     if (global_view_pos == "head") {
       write_global();
-      put(separator.f32());
+      out.push_back(kLayoutSeparator);
       write_local();
     } else {
       write_local();
-      put(separator.f32());
+      out.push_back(kLayoutSeparator);
       write_global();
     }
     tile += 1 + tw * th;
   }
-  DSVL2_CHECK(o == out.f32() + total * D, "image layout wrote %lld of %lld rows", (long long)((o - out.f32()) / D),
-              (long long)total);
+  DSVL2_CHECK(int64_t(out.size()) == total, "image layout: %zu of %lld rows", out.size(), (long long)total);
   return out;
 }
 

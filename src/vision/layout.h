@@ -35,6 +35,14 @@ int64_t tiles_for_crops(const Tensor& images_spatial_crop);
 Tensor layout_image_tokens(const Tensor& projector_output, const Tensor& images_spatial_crop, const Tensor& newline,
                            const Tensor& separator, const std::string& global_view_pos);
 
+// Where each image token of layout_image_tokens comes from, in order: a
+// projector row (tile * side * side + y * side + x), kLayoutNewline or
+// kLayoutSeparator. The crops must already be valid (tiles_for_crops).
+// Training scatters gradients back along the same map.
+inline constexpr int64_t kLayoutNewline = -1, kLayoutSeparator = -2;
+std::vector<int64_t> image_token_sources(const Tensor& images_spatial_crop, int64_t side,
+                                         const std::string& global_view_pos);
+
 // The two learned vectors plus the layout options of a checkpoint.
 struct ImageTokenLayout {
   Tensor newline;    // image_newline, F32 [n_embed]
