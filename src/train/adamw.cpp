@@ -6,7 +6,7 @@
 
 namespace dsvl2 {
 
-void AdamW::step(ParamStore& ps, double lr) {
+void AdamW::step(ParamStore& ps, double lr, ThreadPool* pool) {
   t_++;
   const double b1 = cfg_.beta1, b2 = cfg_.beta2;
   const double bc1 = 1 - std::pow(b1, double(t_)), bc2 = 1 - std::pow(b2, double(t_));
@@ -24,13 +24,20 @@ void AdamW::step(ParamStore& ps, double lr) {
     const float* g = p.grad.f32();
     float* mm = m.f32();
     float* vv = v.f32();
-    for (int64_t i = 0; i < p.numel(); i++) {
-      w[i] *= decay;
-      mm[i] = fb1 * mm[i] + (1 - fb1) * g[i];
-      vv[i] = fb2 * vv[i] + (1 - fb2) * g[i] * g[i];
-      const float denom = std::sqrt(vv[i]) / bc2_sqrt + eps;
-      w[i] -= step_size * mm[i] / denom;
-    }
+    auto update = [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; i++) {
+        w[i] *= decay;
+        mm[i] = fb1 * mm[i] + (1 - fb1) * g[i];
+        vv[i] = fb2 * vv[i] + (1 - fb2) * g[i] * g[i];
+        const float denom = std::sqrt(vv[i]) / bc2_sqrt + eps;
+        w[i] -= step_size * mm[i] / denom;
+      }
+    };
+    const int64_t n = p.numel();
+    if (pool)  // element-wise: the split changes nothing in the result
+      pool->parallel_for(n, update, 1 << 16);
+    else
+      update(0, n, 0);
   });
 }
 

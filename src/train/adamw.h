@@ -6,6 +6,7 @@
 #include <map>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "train/params.h"
 
 namespace dsvl2 {
@@ -19,7 +20,7 @@ class AdamW {
   explicit AdamW(const AdamWConfig& c) : cfg_(c) {}
   // One update of every trainable parameter from its gradient with learning
   // rate `lr` (the schedule's value for this step).
-  void step(ParamStore& ps, double lr);
+  void step(ParamStore& ps, double lr, ThreadPool* pool = nullptr);
   int64_t steps() const { return t_; }
 
   // Moments as tensors "m.NAME" / "v.NAME" plus the step count, for checkpoints.

@@ -148,7 +148,8 @@ void DecoderTrain::backward(const TrainOps& t, float loss_scale, float* d_embeds
   Tensor dh = Tensor::f32({T, D});
   if (R > 0) {
     float* dl = dlogits_.f32();
-    for (int64_t i = 0; i < dlogits_.numel(); i++) dl[i] *= loss_scale;
+    const int64_t nl = dlogits_.numel();
+    for (int64_t i = 0; i < nl; i++) dl[i] *= loss_scale;
     Tensor dxn = Tensor::f32({R, D}), sel = Tensor::f32({R, D}), dsel = Tensor::f32({R, D});
     linear_backward(t, lm_head_, xn_final_.f32(), dl, R, dxn.f32());
     for (int64_t r = 0; r < R; r++) std::memcpy(sel.f32() + r * D, h_in_.back().f32() + rows_[size_t(r)] * D, size_t(D) * 4);
