@@ -18,7 +18,7 @@ std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
-Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+Tensor::Tensor(DType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std::move(shape)) {
   for (int64_t d : shape_) DSVL2_CHECK(d >= 0, "negative dimension in %s", shape_str(shape_).c_str());
   // Block-quantized tensors hold whole blocks of the last (row) dimension.
   uint64_t nb = 0;
@@ -30,7 +30,7 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   if (alloc == 0) alloc = 64;
   void* p = std::aligned_alloc(64, alloc);
   if (!p) throw Error(strformat("out of memory allocating %zu bytes for a tensor %s", alloc, shape_str(shape_).c_str()));
-  std::memset(p, 0, alloc);
+  if (zero) std::memset(p, 0, alloc);
   data_.reset(p);
 }
 

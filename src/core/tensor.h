@@ -28,8 +28,12 @@ struct TensorView {
 class Tensor {
  public:
   Tensor() = default;
-  Tensor(DType dtype, Shape shape);  // zero-filled
+  Tensor(DType dtype, Shape shape, bool zero = true);  // zero-filled unless told
   static Tensor f32(Shape shape) { return Tensor(DType::kF32, std::move(shape)); }
+  // Contents undefined: for outputs that are written in full before being
+  // read (training allocates many large activations a step; zeroing them is
+  // a pass over memory for nothing).
+  static Tensor f32_uninit(Shape shape) { return Tensor(DType::kF32, std::move(shape), false); }
 
   DType dtype() const { return dtype_; }
   const Shape& shape() const { return shape_; }

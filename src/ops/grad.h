@@ -16,6 +16,13 @@
 
 namespace dsvl2 {
 
+struct AttentionGrads {
+  const float* dout = nullptr;
+  float* dq = nullptr;
+  float* dk = nullptr;
+  float* dv = nullptr;
+};
+
 struct GradKernelTable {
   const char* name;
   // dx[M, K] += dy[M, N] · W[N, K]. W any dtype Ops::linear takes in f32 mode
@@ -24,12 +31,18 @@ struct GradKernelTable {
   // dW[N, K] += dy[M, N]^T · x[M, K]; db[N] += sum over rows of dy (db may be null).
   void (*linear_dw)(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dw, float* db,
                     ThreadPool& pool);
+  // Attention backward (semantics of attention_backward below): the reference
+  // walks query rows; the fast entry runs every product as a GEMM per head.
+  void (*attention)(const AttentionArgs& a, const AttentionGrads& g, ThreadPool& pool);
 };
 
 const GradKernelTable& grad_kernels_ref();
 const GradKernelTable& grad_kernels_fast();
-// The fast table, or the reference one when DSVL2_ISA=scalar.
-const GradKernelTable& grad_kernels_best();
+// The fast table's products in bf16 (Compute::kBF16): training's fast mode.
+const GradKernelTable& grad_kernels_fast_bf16();
+// For a numeric mode: f32 -> the fast table (the reference one when
+// DSVL2_ISA=scalar); bf16 -> grad_kernels_fast_bf16().
+const GradKernelTable& grad_kernels_best(Compute c = Compute::kF32);
 
 // Rows [n0, n0 + rows) of W widened to f32, row r at out + r * w.cols: exact
 // for F32/F16/BF16, Q8_0/Q4_0 dequantized (d * q). The linear_dx of both tables
@@ -40,10 +53,12 @@ void weight_rows_f32(const Weight& w, int64_t n0, int64_t rows, float* out);
 // The fast entries with an explicit scratch budget in floats per buffer (the
 // table's is 4M: three buffers of 16 MB, kept per calling thread as
 // ScratchBuffers); tests pass tiny ones to exercise the chunking.
+// `compute` kBF16 rounds the GEMM operands to bf16 (f32 accumulation), the
+// backward of the forward's bf16 mode.
 void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, ThreadPool& pool,
-                    int64_t scratch_floats);
+                    int64_t scratch_floats, Compute compute = Compute::kF32);
 void linear_dw_fast(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dw, float* db,
-                    ThreadPool& pool, int64_t scratch_floats);
+                    ThreadPool& pool, int64_t scratch_floats, Compute compute = Compute::kF32);
 
 // ---- element-wise and row-wise derivatives (scalar, shared by both tables) ----
 
@@ -66,13 +81,9 @@ void silu_mul_backward(const float* g, const float* u, const float* dy, float* d
 // strides of a.k, a.v. Runs over kv heads in parallel (no two threads add to
 // one dk/dv row); with fewer kv heads than threads, each head's query rows are
 // split too, over private dk/dv buffers summed at the end (<= 64 MB).
-struct AttentionGrads {
-  const float* dout = nullptr;
-  float* dq = nullptr;
-  float* dk = nullptr;
-  float* dv = nullptr;
-};
 void attention_backward(const AttentionArgs& a, const AttentionGrads& g, ThreadPool& pool);
+// The same through per-head GEMMs over blocks of query rows (grad_attention_fast.cpp).
+void attention_backward_fast(const AttentionArgs& a, const AttentionGrads& g, ThreadPool& pool);
 
 // Mean cross-entropy over the rows t whose target[t] >= 0 (-100 and any other
 // negative value is ignored), with logits[T, V] f32. Returns the mean loss (0

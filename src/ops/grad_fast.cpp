@@ -82,15 +82,26 @@ void linear_dw_table(const float* dy, const float* x, int64_t M, int64_t N, int6
   linear_dw_fast(dy, x, M, N, K, dw, db, pool, kScratchFloats);
 }
 
-const GradKernelTable kGradFast = {"fast", linear_dx_table, linear_dw_table};
+void linear_dx_bf16(const float* dy, int64_t M, const Weight& w, float* dx, ThreadPool& pool) {
+  linear_dx_fast(dy, M, w, dx, pool, kScratchFloats, Compute::kBF16);
+}
+
+void linear_dw_bf16(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dw, float* db,
+                    ThreadPool& pool) {
+  linear_dw_fast(dy, x, M, N, K, dw, db, pool, kScratchFloats, Compute::kBF16);
+}
+
+const GradKernelTable kGradFast = {"fast", linear_dx_table, linear_dw_table, attention_backward_fast};
+const GradKernelTable kGradFastBf16 = {"fast-bf16", linear_dx_bf16, linear_dw_bf16, attention_backward_fast};
 
 }  // namespace
 
 const GradKernelTable& grad_kernels_fast() { return kGradFast; }
+const GradKernelTable& grad_kernels_fast_bf16() { return kGradFastBf16; }
 
 // dx[m0:m1, :] += dy[m0:m1, n0:n1] · W[n0:n1, :] per chunk of W's rows and of M.
 void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, ThreadPool& pool,
-                    int64_t scratch_floats_per_buffer) {
+                    int64_t scratch_floats_per_buffer, Compute compute) {
   const int64_t N = w.rows, K = w.cols;
   DSVL2_CHECK(!dtype_is_quantized(w.dtype) || K % kQ8Block == 0, "linear_dx: K=%lld", (long long)K);
   if (M <= 0 || N <= 0 || K <= 0) return;
@@ -113,7 +124,7 @@ void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, Thre
         for (int64_t m = 0; m < mc; m++) std::copy_n(dy + (m0 + m) * N + n0, nc, dyc + m * nc);
         a = dyc;
       }
-      kt.matmul(a, mc, wt_w, nullptr, out, Compute::kF32, pool);
+      kt.matmul(a, mc, wt_w, nullptr, out, compute, pool);
       add_into(dx + m0 * K, out, mc * K, pool);
     }
   }
@@ -121,7 +132,7 @@ void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, Thre
 
 // dW[n0:n1, :] += dy[m0:m1, n0:n1]^T · x[m0:m1, :] per chunk of M and of N.
 void linear_dw_fast(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dw, float* db,
-                    ThreadPool& pool, int64_t scratch_floats_per_buffer) {
+                    ThreadPool& pool, int64_t scratch_floats_per_buffer, Compute compute) {
   if (M <= 0 || N <= 0) return;
   if (db) column_sum(dy, M, N, db, pool);
   if (K <= 0) return;
@@ -140,7 +151,7 @@ void linear_dw_fast(const float* dy, const float* x, int64_t M, int64_t N, int64
     for (int64_t n0 = 0; n0 < N; n0 += nc_max) {
       const int64_t nc = std::min(nc_max, N - n0);
       transpose(dy + m0 * N + n0, mc, nc, N, dyt, mc, pool);
-      kt.matmul(dyt, nc, xt_w, nullptr, out, Compute::kF32, pool);
+      kt.matmul(dyt, nc, xt_w, nullptr, out, compute, pool);
       add_into(dw + n0 * K, out, nc * K, pool);
     }
   }

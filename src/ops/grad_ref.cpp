@@ -78,13 +78,14 @@ void linear_dw_ref(const float* dy, const float* x, int64_t M, int64_t N, int64_
   }, 4);
 }
 
-const GradKernelTable kGradRef = {"ref", linear_dx_ref, linear_dw_ref};
+const GradKernelTable kGradRef = {"ref", linear_dx_ref, linear_dw_ref, attention_backward};
 
 }  // namespace
 
 const GradKernelTable& grad_kernels_ref() { return kGradRef; }
 
-const GradKernelTable& grad_kernels_best() {
+const GradKernelTable& grad_kernels_best(Compute c) {
+  if (c == Compute::kBF16) return grad_kernels_fast_bf16();
   const char* env = std::getenv("DSVL2_ISA");
   return env && !std::strcmp(env, "scalar") ? grad_kernels_ref() : grad_kernels_fast();
 }

@@ -38,24 +38,24 @@ void AdaptorTrain::forward(const Tensor& v, int64_t n_tiles, const Tensor& crops
   const int64_t M = n_tiles * out_side_ * out_side_;
   inputs_.clear();
   pre_.clear();
-  Tensor cur = Tensor::f32({M, C * r * r});
+  Tensor cur = Tensor::f32_uninit({M, C * r * r});
   downsample_unfold(v.f32(), n_tiles, side_, C, int(r), cur.f32());
   for (size_t i = 0; i < layers_.size(); i++) {
     if (i > 0) {
-      Tensor act = Tensor::f32(cur.shape());
+      Tensor act = Tensor::f32_uninit(cur.shape());
       std::memcpy(act.f32(), cur.f32(), cur.nbytes());
       t.fwd.k->gelu_erf(act.f32(), act.numel());
       pre_.push_back(std::move(cur));
       cur = std::move(act);
     }
-    Tensor next = Tensor::f32({M, layers_[i].rows()});
+    Tensor next = Tensor::f32_uninit({M, layers_[i].rows()});
     linear_forward(t, layers_[i], cur.f32(), M, next.f32());
     inputs_.push_back(std::move(cur));
     cur = std::move(next);
   }
   // Layout: gather projector rows, newlines and separators in prompt order.
   sources_ = image_token_sources(crops, out_side_, global_view_pos_);
-  *tokens = Tensor::f32({int64_t(sources_.size()), D});
+  *tokens = Tensor::f32_uninit({int64_t(sources_.size()), D});
   for (size_t i = 0; i < sources_.size(); i++) {
     const int64_t s = sources_[i];
     const float* row = s >= 0 ? cur.f32() + s * D : s == kLayoutNewline ? newline_->f32() : separator_->f32();

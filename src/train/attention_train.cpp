@@ -93,22 +93,22 @@ AttentionArgs AttentionTrain::args(const Acts& a, int T) const {
 
 void AttentionTrain::mla_forward(const float* x, int T, Acts& a, const TrainOps& t) const {
   const int64_t qw = int64_t(H_) * qhd_, kvw = lora_ + rope_dim_, kvb = int64_t(H_) * (nope_ + vd_);
-  a.q = Tensor::f32({T, qw});
+  a.q = Tensor::f32_uninit({T, qw});
   if (q_lora_ == 0) {
     linear_forward(t, q_, x, T, a.q.f32());
   } else {
-    a.qa = Tensor::f32({T, q_lora_});
-    a.qan = Tensor::f32({T, q_lora_});
+    a.qa = Tensor::f32_uninit({T, q_lora_});
+    a.qan = Tensor::f32_uninit({T, q_lora_});
     linear_forward(t, q_a_, x, T, a.qa.f32());
     t.fwd.k->rms_norm(a.qa.f32(), T, q_lora_, q_a_norm_->f32(), kLoraNormEps, a.qan.f32());
     linear_forward(t, q_b_, a.qan.f32(), T, a.q.f32());
   }
-  a.raw = Tensor::f32({T, kvw});
+  a.raw = Tensor::f32_uninit({T, kvw});
   linear_forward(t, kv_a_, x, T, a.raw.f32());
-  a.cn = Tensor::f32({T, lora_});
+  a.cn = Tensor::f32_uninit({T, lora_});
   for (int i = 0; i < T; i++)
     t.fwd.k->rms_norm(a.raw.f32() + i * kvw, 1, lora_, kv_a_norm_->f32(), kLoraNormEps, a.cn.f32() + int64_t(i) * lora_);
-  Tensor kv = Tensor::f32({T, kvb});
+  Tensor kv = Tensor::f32_uninit({T, kvb});
   linear_forward(t, kv_b_, a.cn.f32(), T, kv.f32());
   // k_pe: one rotated vector a position, shared by every head.
   std::vector<float> kpe(size_t(T) * rope_dim_);
@@ -116,8 +116,8 @@ void AttentionTrain::mla_forward(const float* x, int T, Acts& a, const TrainOps&
     std::memcpy(kpe.data() + int64_t(i) * rope_dim_, a.raw.f32() + i * kvw + lora_, size_t(rope_dim_) * 4);
   rope_.apply(kpe.data(), T, 1, rope_dim_, 0, 0, RopeStyle::kInterleaved);
   rope_.apply(a.q.f32() + nope_, T, H_, qw, qhd_, 0, RopeStyle::kInterleaved);
-  a.k = Tensor::f32({T, qw});
-  a.v = Tensor::f32({T, int64_t(H_) * vd_});
+  a.k = Tensor::f32_uninit({T, qw});
+  a.v = Tensor::f32_uninit({T, int64_t(H_) * vd_});
   for (int i = 0; i < T; i++)
     for (int h = 0; h < H_; h++) {
       const float* src = kv.f32() + i * kvb + int64_t(h) * (nope_ + vd_);
@@ -133,16 +133,16 @@ void AttentionTrain::forward(const float* x, int T, float* y, Acts& a, const Tra
     mla_forward(x, T, a, t);
   } else {
     const int64_t qw = int64_t(H_) * qhd_, kw = int64_t(Hkv_) * qhd_;
-    a.q = Tensor::f32({T, qw});
-    a.k = Tensor::f32({T, kw});
-    a.v = Tensor::f32({T, kw});
+    a.q = Tensor::f32_uninit({T, qw});
+    a.k = Tensor::f32_uninit({T, kw});
+    a.v = Tensor::f32_uninit({T, kw});
     linear_forward(t, q_, x, T, a.q.f32());
     linear_forward(t, k_, x, T, a.k.f32());
     linear_forward(t, v_, x, T, a.v.f32());
     rope_.apply(a.q.f32(), T, H_, qw, qhd_, 0, RopeStyle::kNeox);
     rope_.apply(a.k.f32(), T, Hkv_, kw, qhd_, 0, RopeStyle::kNeox);
   }
-  a.att = Tensor::f32({T, int64_t(H_) * vd_});
+  a.att = Tensor::f32_uninit({T, int64_t(H_) * vd_});
   t.fwd.attention(args(a, T));
   linear_forward(t, o_, a.att.f32(), T, y);
 }
@@ -153,7 +153,7 @@ void AttentionTrain::backward(const float* x, const Acts& a, const float* dy, in
          dv = Tensor::f32(a.v.shape());
   linear_backward(t, o_, a.att.f32(), dy, T, datt.f32());
   AttentionGrads g{datt.f32(), dq.f32(), dk.f32(), dv.f32()};
-  attention_backward(args(a, T), g, t.pool());
+  t.grad->attention(args(a, T), g, t.pool());
   if (mla_) {
     mla_backward(x, a, dq.f32(), dk.f32(), dv.f32(), T, dx, t);
     return;

@@ -55,9 +55,9 @@ void DecoderTrain::embed_backward(const std::vector<int32_t>& ids, const float* 
 void DecoderTrain::layer_forward(const Layer& L, const float* h_in, float* h_out, Acts& a, const TrainOps& t) const {
   const int64_t D = cfg_.hidden_size, T = T_;
   const float eps = float(cfg_.rms_norm_eps);
-  a.xn1 = Tensor::f32({T, D});
-  a.h_mid = Tensor::f32({T, D});
-  a.xn2 = Tensor::f32({T, D});
+  a.xn1 = Tensor::f32_uninit({T, D});
+  a.h_mid = Tensor::f32_uninit({T, D});
+  a.xn2 = Tensor::f32_uninit({T, D});
   t.fwd.k->rms_norm(h_in, T, D, L.in_norm->f32(), eps, a.xn1.f32());
   L.attn.forward(a.xn1.f32(), int(T), a.h_mid.f32(), a.attn, t);
   float* hm = a.h_mid.f32();
@@ -104,11 +104,11 @@ LossParts DecoderTrain::forward(const float* embeds, int T, const std::vector<in
   recompute_ = recompute;
   const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
   LossParts out;
-  Tensor h = Tensor::f32({T, D});
+  Tensor h = Tensor::f32_uninit({T, D});
   std::memcpy(h.f32(), embeds, h.nbytes());
   if (!recompute_) acts_.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); l++) {
-    Tensor next = Tensor::f32({T, D});
+    Tensor next = Tensor::f32_uninit({T, D});
     Acts scratch;
     Acts& a = recompute_ ? scratch : acts_[l];
     layer_forward(layers_[l], h.f32(), next.f32(), a, t);
@@ -132,11 +132,11 @@ LossParts DecoderTrain::forward(const float* embeds, int T, const std::vector<in
   for (int64_t r = 0; r < R; r++) std::memcpy(sel.f32() + r * D, h.f32() + rows_[size_t(r)] * D, size_t(D) * 4);
   h_in_.push_back(std::move(h));
   if (R == 0) return out;
-  xn_final_ = Tensor::f32({R, D});
+  xn_final_ = Tensor::f32_uninit({R, D});
   t.fwd.k->rms_norm(sel.f32(), R, D, final_norm_->f32(), float(cfg_.rms_norm_eps), xn_final_.f32());
-  Tensor logits = Tensor::f32({R, V});
+  Tensor logits = Tensor::f32_uninit({R, V});
   linear_forward(t, lm_head_, xn_final_.f32(), R, logits.f32());
-  dlogits_ = Tensor::f32({R, V});
+  dlogits_ = Tensor::f32_uninit({R, V});
   out.loss = cross_entropy(logits.f32(), R, V, targets_.data(), 1.f, dlogits_.f32());
   return out;
 }
@@ -161,12 +161,12 @@ void DecoderTrain::backward(const TrainOps& t, float loss_scale, float* d_embeds
     Acts scratch;
     const Acts* a = &scratch;
     if (recompute_) {
-      Tensor tmp = Tensor::f32({T, D});
+      Tensor tmp = Tensor::f32_uninit({T, D});
       layer_forward(layers_[l], h_in_[l].f32(), tmp.f32(), scratch, t);
     } else {
       a = &acts_[l];
     }
-    Tensor dprev = Tensor::f32({T, D});
+    Tensor dprev = Tensor::f32_uninit({T, D});
     layer_backward(layers_[l], h_in_[l].f32(), *a, dh.f32(), dprev.f32(), loss_scale, t);
     dh = std::move(dprev);
     if (!recompute_) acts_[l] = Acts();

@@ -16,9 +16,9 @@ MlpTrain::MlpTrain(ParamStore& ps, const std::string& p) {
 
 void MlpTrain::forward(const float* x, int64_t T, float* y, Acts& a, const TrainOps& t) const {
   const int64_t I = gate.rows();
-  a.g = Tensor::f32({T, I});
-  a.u = Tensor::f32({T, I});
-  a.a = Tensor::f32({T, I});
+  a.g = Tensor::f32_uninit({T, I});
+  a.u = Tensor::f32_uninit({T, I});
+  a.a = Tensor::f32_uninit({T, I});
   linear_forward(t, gate, x, T, a.g.f32());
   linear_forward(t, up, x, T, a.u.f32());
   std::memcpy(a.a.f32(), a.g.f32(), a.g.nbytes());
@@ -53,8 +53,8 @@ MoeTrain::MoeTrain(const LanguageConfig& c, ParamStore& ps, const std::string& p
 void MoeTrain::forward(const float* x, int64_t T, float* y, Acts& a, const TrainOps& t) const {
   const int E = rc_.n_experts, K = rc_.top_k;
   const int64_t D = gate_.cols();
-  a.logits = Tensor::f32({T, E});
-  a.scores = Tensor::f32({T, E});
+  a.logits = Tensor::f32_uninit({T, E});
+  a.scores = Tensor::f32_uninit({T, E});
   TrainOps f32 = t;  // MoEGate computes its logits in float32 whatever the model's dtype
   f32.fwd.compute = Compute::kF32;
   linear_forward(f32, gate_, x, T, a.logits.f32());
@@ -118,8 +118,8 @@ void MoeTrain::forward(const float* x, int64_t T, float* y, Acts& a, const Train
     const auto& r = a.rows[size_t(e)];
     if (r.empty()) continue;
     const int64_t n = int64_t(r.size());
-    a.xin[size_t(e)] = Tensor::f32({n, D});
-    a.out[size_t(e)] = Tensor::f32({n, D});
+    a.xin[size_t(e)] = Tensor::f32_uninit({n, D});
+    a.out[size_t(e)] = Tensor::f32_uninit({n, D});
     for (int64_t j = 0; j < n; j++)
       std::memcpy(a.xin[size_t(e)].f32() + j * D, x + (r[size_t(j)] / K) * D, size_t(D) * 4);
     experts_[size_t(e)].forward(a.xin[size_t(e)].f32(), n, a.out[size_t(e)].f32(), a.expert[size_t(e)], t);

@@ -38,7 +38,7 @@ LossParts run_grad_check(const GradCheckInputs& in, const std::string& out, Thre
   DSVL2_REQUIRE(!in.input_ids.empty() && in.input_ids.size() == in.labels.size(),
                 "grad check: %zu input ids and %zu labels (they must be equal and non-zero)", in.input_ids.size(),
                 in.labels.size());
-  TrainSample s;
+  SftSample s;
   s.input_ids = in.input_ids;
   s.labels = in.labels;
   int64_t n_image_tokens = 0;
@@ -46,9 +46,9 @@ LossParts run_grad_check(const GradCheckInputs& in, const std::string& out, Thre
     std::vector<Image> imgs;
     for (const std::string& p : in.images) imgs.push_back(load_image(p));
     PreprocessResult pre = preprocess_images(imgs, proc, CropMode::kAuto);
-    for (int64_t i = 0; i < pre.num_image_tokens.numel(); i++) n_image_tokens += pre.num_image_tokens.as<int64_t>()[i];
-    s.pixel_values = std::move(pre.pixel_values);
-    s.images_spatial_crop = std::move(pre.images_spatial_crop);
+    const int64_t n_images = pre.num_image_tokens.numel();
+    for (int64_t i = 0; i < n_images; i++) n_image_tokens += pre.num_image_tokens.as<int64_t>()[i];
+    s.images = std::move(pre);
   }
   const int image_id = in.image_token_id >= 0 ? in.image_token_id
                                               : infer_image_token_id(in.model_dir, proc.image_token, s.input_ids,
@@ -64,7 +64,7 @@ LossParts run_grad_check(const GradCheckInputs& in, const std::string& out, Thre
   // Everything trains but the noaux_tc correction bias, which no loss reaches.
   ps.set_trainable([](const std::string& n) { return n.find("e_score_correction_bias") == std::string::npos; });
   VlTrain model(cfg, ps);
-  const TrainOps t{Ops{&kernels_best(), &pool, in.compute}, &grad_kernels_best()};
+  const TrainOps t{Ops{&kernels_best(), &pool, in.compute}, &grad_kernels_best(in.compute)};
   const LossParts parts = model.step(s, t, 1.f, false);
 
   Tensor loss = Tensor::f32({1}), aux = Tensor::f32({1});

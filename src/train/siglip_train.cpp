@@ -102,13 +102,13 @@ AttentionArgs tile_attention(const float* qkv, float* out, int64_t T, int64_t W,
 
 void SiglipTrain::block_forward(const Block& b, const float* x_in, float* x_out, Acts& a, const TrainOps& t) const {
   const int64_t T = int64_t(cfg_.grid()) * cfg_.grid(), M = rows_, W = cfg_.width, F = cfg_.mlp_hidden();
-  a.h1 = Tensor::f32({M, W});
-  a.qkv = Tensor::f32({M, 3 * W});
-  a.att = Tensor::f32({M, W});
-  a.x_mid = Tensor::f32({M, W});
-  a.h2 = Tensor::f32({M, W});
-  a.f1 = Tensor::f32({M, F});
-  a.g = Tensor::f32({M, F});
+  a.h1 = Tensor::f32_uninit({M, W});
+  a.qkv = Tensor::f32_uninit({M, 3 * W});
+  a.att = Tensor::f32_uninit({M, W});
+  a.x_mid = Tensor::f32_uninit({M, W});
+  a.h2 = Tensor::f32_uninit({M, W});
+  a.f1 = Tensor::f32_uninit({M, F});
+  a.g = Tensor::f32_uninit({M, F});
   layer_norm(t, x_in, M, W, b.n1w, b.n1b, a.h1.f32());
   linear_forward(t, b.qkv, a.h1.f32(), M, a.qkv.f32());
   for (int64_t i = 0; i < tiles_; i++)
@@ -129,7 +129,7 @@ void SiglipTrain::block_backward(const Block& b, const float* x_in, const Acts& 
                                  float* dx_in, const TrainOps& t) const {
   const int64_t T = int64_t(cfg_.grid()) * cfg_.grid(), M = rows_, W = cfg_.width, F = cfg_.mlp_hidden();
   // MLP half: x_out = x_mid + fc2(gelu(fc1(LN2(x_mid)))).
-  Tensor dx_mid = Tensor::f32({M, W});
+  Tensor dx_mid = Tensor::f32_uninit({M, W});
   std::memcpy(dx_mid.f32(), dx_out, dx_mid.nbytes());
   Tensor dg = Tensor::f32({M, F}), dh = Tensor::f32({M, W});
   linear_backward(t, b.fc2, a.g.f32(), dx_out, M, dg.f32());
@@ -148,7 +148,7 @@ void SiglipTrain::block_backward(const Block& b, const float* x_in, const Acts& 
     g.dq = dqkv.f32() + i * T * 3 * W;
     g.dk = g.dq + W;
     g.dv = g.dq + 2 * W;
-    attention_backward(args, g, t.pool());
+    t.grad->attention(args, g, t.pool());
   }
   std::memset(dh.data(), 0, dh.nbytes());
   linear_backward(t, b.qkv, a.h1.f32(), dqkv.f32(), M, dh.f32());
@@ -165,22 +165,22 @@ void SiglipTrain::forward(const Tensor& px, const TrainOps& t, bool recompute, T
   tiles_ = ps[0];
   const int64_t T = int64_t(cfg_.grid()) * cfg_.grid(), W = cfg_.width, K = 3LL * P * P;
   rows_ = tiles_ * T;
-  cols_ = Tensor::f32({rows_, K});
+  cols_ = Tensor::f32_uninit({rows_, K});
   for (int64_t i = 0; i < tiles_; i++) patchify(px.f32() + i * 3 * S * S, S, P, cols_.f32() + i * T * K);
-  Tensor x = Tensor::f32({rows_, W});
+  Tensor x = Tensor::f32_uninit({rows_, W});
   linear_forward(t, patch_, cols_.f32(), rows_, x.f32());
   const float* pos = pos_->f32();
   for (int64_t r = 0; r < rows_; r++)
     for (int64_t i = 0; i < W; i++) x.f32()[r * W + i] += pos[(r % T) * W + i];
   if (!recompute_) acts_.resize(blocks_.size());
   for (size_t l = 0; l < blocks_.size(); l++) {
-    Tensor next = Tensor::f32({rows_, W});
+    Tensor next = Tensor::f32_uninit({rows_, W});
     Acts scratch;
     block_forward(blocks_[l], x.f32(), next.f32(), recompute_ ? scratch : acts_[l], t);
     x_in_.push_back(std::move(x));
     x = std::move(next);
   }
-  *out = Tensor::f32({rows_, W});
+  *out = Tensor::f32_uninit({rows_, W});
   layer_norm(t, x.f32(), rows_, W, norm_w_, norm_b_, out->f32());
   x_in_.push_back(std::move(x));  // the final norm's input
 }
@@ -194,12 +194,12 @@ void SiglipTrain::backward(const Tensor& d_out, const TrainOps& t) {
     Acts scratch;
     const Acts* a = &scratch;
     if (recompute_) {
-      Tensor tmp = Tensor::f32({rows_, W});
+      Tensor tmp = Tensor::f32_uninit({rows_, W});
       block_forward(blocks_[l], x_in_[l].f32(), tmp.f32(), scratch, t);
     } else {
       a = &acts_[l];
     }
-    Tensor dprev = Tensor::f32({rows_, W});
+    Tensor dprev = Tensor::f32_uninit({rows_, W});
     block_backward(blocks_[l], x_in_[l].f32(), *a, dx.f32(), dprev.f32(), t);
     dx = std::move(dprev);
     if (!recompute_) acts_[l] = Acts();

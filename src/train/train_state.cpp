@@ -46,8 +46,12 @@ void save_train_checkpoint(const std::string& out_dir, const ParamStore& ps, Ada
                             {"fingerprint", p.fingerprint}};
   write_file(path_join(tmp, "state.json"), j.dump(2) + "\n");
   // tmp is complete: swap it in (a kill between the renames leaves checkpoint.old, which load accepts).
-  fs::remove_all(old);
-  if (fs::exists(dir)) fs::rename(dir, old);
+  // With no checkpoint/ (a run resumed from checkpoint.old), checkpoint.old is the only complete one and
+  // stays until tmp has taken checkpoint/'s place.
+  if (fs::exists(dir)) {
+    fs::remove_all(old);
+    fs::rename(dir, old);
+  }
   fs::rename(tmp, dir);
   fs::remove_all(old);
 }
@@ -67,9 +71,9 @@ bool load_train_checkpoint(const std::string& out_dir, ParamStore& ps, AdamW& op
                     j["adamw_steps"].is_number_integer() && j["fingerprint"].is_string(),
                 "%s/state.json: step, consumed, adamw_steps and fingerprint are required", dir.c_str());
   DSVL2_REQUIRE(j["fingerprint"].get<std::string>() == fingerprint,
-                "%s: the checkpoint was made with other settings (%s); resume with the same model, data, stage, "
-                "LoRA, accumulation and seed",
-                dir.c_str(), j["fingerprint"].get<std::string>().c_str());
+                "%s: the checkpoint was made with other settings (%s) than this run's (%s); resume with the same "
+                "data, stage, LoRA, accumulation and seed",
+                dir.c_str(), j["fingerprint"].get<std::string>().c_str(), fingerprint.c_str());
   load_trainable(ps, path_join(dir, "trained.safetensors"));
   const SafetensorsFile f(path_join(dir, "optimizer.safetensors"));
   opt.moments().clear();

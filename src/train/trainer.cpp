@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -48,16 +50,6 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
   return o;
 }
 
-TrainSample to_train_sample(SftSample&& s) {
-  TrainSample t;
-  t.input_ids = std::move(s.input_ids);
-  t.labels = std::move(s.labels);
-  t.image_mask = std::move(s.image_mask);
-  t.pixel_values = std::move(s.images.pixel_values);
-  t.images_spatial_crop = std::move(s.images.images_spatial_crop);
-  return t;
-}
-
 // Keeps the log lines of steps <= `step` (a resumed run redoes the rest).
 void trim_log(const std::string& path, int64_t step) {
   if (!file_exists(path)) return;
@@ -88,6 +80,11 @@ void pick_trainable(const TrainerConfig& c, ParamStore& ps) {
 TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
   DSVL2_REQUIRE(c.grad_accum >= 1 && c.epochs >= 1 && c.lr > 0 && c.clip >= 0 && c.warmup >= 0,
                 "train: grad_accum, epochs and lr must be positive, clip and warmup non-negative");
+  // Every step allocates and frees the same large activations: keep freed
+  // memory in the heap (glibc would return blocks over 32 MB, or a heap
+  // top over 128 KB, to the kernel and fault fresh zeroed pages back in).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const VLConfig cfg = load_vl_config(c.model_dir);
   const ProcessorConfig proc = processor_config_for(c.model_dir, cfg);
   DSVL2_REQUIRE(file_exists(path_join(c.model_dir, "tokenizer.json")),
@@ -101,7 +98,7 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
   const SftIndex index = index_sft_jsonl(c.data, tok, proc, ro);
   TrainerReport rep;
   rep.bad_lines = index.bad.count;
-  if (index.bad.count > 0 && !c.quiet) {
+  if (index.bad.count > 0) {  // a warning, not progress: -q (no progress bar) keeps it
     std::fprintf(stderr, "train: skipped %lld bad line(s) of %lld:\n", (long long)index.bad.count,
                  (long long)index.total_lines);
     for (const std::string& r : index.bad.first) std::fprintf(stderr, "  %s\n", r.c_str());
@@ -127,10 +124,13 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
   TrainProgress prog;
   prog.fingerprint = fingerprint(c);
   const std::string log_path = path_join(c.out_dir, "train_log.jsonl");
-  if (c.resume) rep.resumed = load_train_checkpoint(c.out_dir, ps, opt, prog.fingerprint, &prog);
+  if (c.resume) {
+    rep.resumed = load_train_checkpoint(c.out_dir, ps, opt, prog.fingerprint, &prog);
+    if (!rep.resumed) std::fprintf(stderr, "train: %s has no checkpoint; starting from step 0\n", c.out_dir.c_str());
+  }
   trim_log(log_path, rep.resumed ? prog.step : 0);
 
-  const TrainOps t{Ops{&kernels_best(), &pool, c.compute}, &grad_kernels_best()};
+  const TrainOps t{Ops{&kernels_best(), &pool, c.compute}, &grad_kernels_best(c.compute)};
   jobs::Progress bar("train", total - prog.step, c.quiet);
   std::ofstream log(log_path, std::ios::app);
   const auto t0 = std::chrono::steady_clock::now();
@@ -145,7 +145,7 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
       const int64_t epoch = prog.consumed / n;
       if (epoch != cached_epoch) order = epoch_order(size_t(n), c.seed, epoch), cached_epoch = epoch;
       const SftLineRef& ref = index.lines[order[size_t(prog.consumed % n)]];
-      TrainSample s = to_train_sample(reader.read_at(ref));
+      const SftSample s = reader.read_at(ref);
       const LossParts l = model.step(s, t, 1.f / float(c.grad_accum), c.recompute);
       loss += l.loss / c.grad_accum;
       aux += l.aux_loss / c.grad_accum;

@@ -15,7 +15,7 @@ VlTrain::VlTrain(const VLConfig& cfg, ParamStore& ps)
                 cfg.vision.width);
 }
 
-Tensor VlTrain::embeds(const TrainSample& s, const TrainOps& t, bool recompute, bool keep) {
+Tensor VlTrain::embeds(const SftSample& s, const TrainOps& t, bool recompute, bool keep) {
   const int64_t T = int64_t(s.input_ids.size()), D = cfg_.language.hidden_size;
   DSVL2_REQUIRE(T >= 1, "training: an empty sample");
   DSVL2_REQUIRE(s.labels.size() == size_t(T) && s.image_mask.size() == size_t(T),
@@ -27,11 +27,12 @@ Tensor VlTrain::embeds(const TrainSample& s, const TrainOps& t, bool recompute, 
   for (uint8_t m : s.image_mask) slots += m != 0;
   n_image_tokens_ = slots;
   if (slots == 0) return e;
-  DSVL2_REQUIRE(s.pixel_values.data(), "training: the sample has %lld image positions but no images",
+  const Tensor& px = s.images.pixel_values;
+  DSVL2_REQUIRE(px.data(), "training: the sample has %lld image positions but no images",
                 (long long)slots);
   Tensor feats, tokens;
-  vision_.forward(s.pixel_values, t, recompute, &feats);
-  adaptor_.forward(feats, s.pixel_values.dim(0), s.images_spatial_crop, t, &tokens);
+  vision_.forward(px, t, recompute, &feats);
+  adaptor_.forward(feats, px.dim(0), s.images.images_spatial_crop, t, &tokens);
   DSVL2_REQUIRE(tokens.dim(0) == slots, "training: the images give %lld tokens for %lld image positions",
                 (long long)tokens.dim(0), (long long)slots);
   int64_t k = 0;
@@ -41,14 +42,14 @@ Tensor VlTrain::embeds(const TrainSample& s, const TrainOps& t, bool recompute, 
   return e;
 }
 
-LossParts VlTrain::loss(const TrainSample& s, const TrainOps& t) {
+LossParts VlTrain::loss(const SftSample& s, const TrainOps& t) {
   Tensor e = embeds(s, t, true, false);
   LossParts l = decoder_.forward(e.f32(), int(e.dim(0)), s.labels, t, true);
   decoder_.release();
   return l;
 }
 
-LossParts VlTrain::step(const TrainSample& s, const TrainOps& t, float loss_scale, bool recompute) {
+LossParts VlTrain::step(const SftSample& s, const TrainOps& t, float loss_scale, bool recompute) {
   const bool image_grads = vision_.trainable() || adaptor_.trainable();
   Tensor e = embeds(s, t, recompute, image_grads);
   const int64_t T = e.dim(0), D = e.dim(1);

@@ -14,18 +14,11 @@
 #include "io/model_config.h"
 #include "train/adaptor_train.h"
 #include "train/decoder_train.h"
+#include "train/sft_sample.h"
 #include "train/siglip_train.h"
 
 namespace dsvl2 {
 
-// One supervised sample, as the official processor gives it.
-struct TrainSample {
-  std::vector<int32_t> input_ids;
-  std::vector<int32_t> labels;     // -100 where unsupervised
-  std::vector<uint8_t> image_mask; // 1 at image-token positions (images_seq_mask)
-  Tensor pixel_values;             // F32 [n_tiles, 3, S, S]; empty without images
-  Tensor images_spatial_crop;      // I64 [n_images, 2]
-};
 
 // The names training never touches: the MAP head SigLIP does not use.
 bool is_unused_parameter(const std::string& name);
@@ -36,14 +29,14 @@ class VlTrain {
 
   // Forward and backward of one sample: adds d(loss_scale * (loss + aux)) to
   // every trainable parameter's gradient and returns the unscaled parts.
-  LossParts step(const TrainSample& s, const TrainOps& t, float loss_scale, bool recompute);
+  LossParts step(const SftSample& s, const TrainOps& t, float loss_scale, bool recompute);
   // Forward only (evaluation).
-  LossParts loss(const TrainSample& s, const TrainOps& t);
+  LossParts loss(const SftSample& s, const TrainOps& t);
 
   DecoderTrain& decoder() { return decoder_; }
 
  private:
-  Tensor embeds(const TrainSample& s, const TrainOps& t, bool recompute, bool keep);
+  Tensor embeds(const SftSample& s, const TrainOps& t, bool recompute, bool keep);
 
   VLConfig cfg_;
   SiglipTrain vision_;

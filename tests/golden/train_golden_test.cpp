@@ -149,14 +149,13 @@ TEST_P(TrainGolden, TwoAdamWStepsOnTheProjector) {
     ParamStore ps(ckpt, is_unused_parameter);
     ps.set_trainable([](const std::string& n) { return n.rfind("projector.", 0) == 0; });
     VlTrain model(cfg, ps);
-    TrainSample sample;
+    SftSample sample;
     sample.input_ids = golden_ids(ref, name + ".input_ids");
     sample.labels = golden_ids(ref, name + ".labels");
     std::vector<Image> imgs;
     for (const auto& f : s["images"]) imgs.push_back(load_image(dir + "/" + f.get<std::string>()));
     PreprocessResult pre = preprocess_images(imgs, proc, CropMode::kAuto);
-    sample.pixel_values = std::move(pre.pixel_values);
-    sample.images_spatial_crop = std::move(pre.images_spatial_crop);
+    sample.images = std::move(pre);
     for (int32_t id : sample.input_ids) sample.image_mask.push_back(id == 100);  // the stub tokenizer's <image>
     AdamW opt(ac);
     for (int step = 0; step < 2; step++) {

@@ -116,11 +116,14 @@ void check_attention(const AttnCase& c, int threads) {
   for (size_t i = 0; i < n_out; i++) dout[size_t(out_index(L, int64_t(i)))] = r[i];
   const VecD rd = to_d(r);
   const Vec g0 = randn(size_t(L.in_size), 83);  // dq, dk, dv add (+=) into one buffer
-  Vec g = g0;
-  const AttentionGrads grads{dout.data(), g.data() + L.q_off, g.data() + L.k_off, g.data() + L.v_off};
-  attention_backward(args_for(L, in.data(), out.data(), scale), grads, pool);
-  // The finite differences cover padding too, where the gradient must stay 0.
-  EXPECT_LT(rel_err(g, fd_grad(ind, [&] { return dot_d(rd, attention_d(L, ind, scale)); }), g0), kTol);
+  const VecD fd = fd_grad(ind, [&] { return dot_d(rd, attention_d(L, ind, scale)); });
+  for (auto* backward : {&attention_backward, &attention_backward_fast}) {
+    Vec g = g0;
+    const AttentionGrads grads{dout.data(), g.data() + L.q_off, g.data() + L.k_off, g.data() + L.v_off};
+    backward(args_for(L, in.data(), out.data(), scale), grads, pool);
+    // The finite differences cover padding too, where the gradient must stay 0.
+    EXPECT_LT(rel_err(g, fd, g0), kTol) << c.name << (backward == &attention_backward ? " (ref)" : " (fast)");
+  }
 }
 
 const AttnCase kCases[] = {
@@ -153,6 +156,24 @@ TEST(GradAttention, ThreadSplitMatchesOneThread) {
                        {dout.data(), g.data() + L.q_off, g.data() + L.k_off, g.data() + L.v_off}, pool);
   }
   EXPECT_LT(rel_err(g4, g1), 1e-5);
+}
+
+TEST(GradAttention, FastMatchesReferenceOnLongSequences) {
+  // Longer than one block of query rows (512): the blocks' dK / dV sums must
+  // equal the row-by-row reference. A SigLIP-like tile and a causal GQA prefix.
+  for (const AttnCase& c : {AttnCase{"tile", 729, 729, 2, 2, 72, 72, false, 0, true},
+                            AttnCase{"causal GQA", 600, 700, 4, 2, 24, 16, true, 100, false}}) {
+    const Layout L = make_layout(c);
+    const Vec in = randn(size_t(L.in_size), 93), dout = randn(size_t(L.out_size), 94);
+    Vec out(size_t(L.out_size));
+    Vec gr(size_t(L.in_size), 0.f), gf = gr;
+    ThreadPool pool(2);
+    attention_backward(args_for(L, in.data(), out.data(), 0.1f),
+                       {dout.data(), gr.data() + L.q_off, gr.data() + L.k_off, gr.data() + L.v_off}, pool);
+    attention_backward_fast(args_for(L, in.data(), out.data(), 0.1f),
+                            {dout.data(), gf.data() + L.q_off, gf.data() + L.k_off, gf.data() + L.v_off}, pool);
+    EXPECT_LT(rel_err(gf, gr), 1e-5) << c.name;
+  }
 }
 
 }  // namespace

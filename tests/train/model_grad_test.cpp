@@ -186,7 +186,7 @@ void check_bf16_step(int top_k) {
   VlTrain model(toy->cfg, ps);
   const int S = toy->cfg.vision.image_size;
   const int64_t n_img = image_token_count(1, 1, 3);
-  TrainSample s;
+  SftSample s;
   const int pre = 3, post = 8, T = pre + int(n_img) + post;
   for (int i = 0; i < T; i++) {
     const bool img = i >= pre && i < pre + n_img;
@@ -194,8 +194,8 @@ void check_bf16_step(int top_k) {
     s.image_mask.push_back(img);
     s.labels.push_back(i >= pre + n_img + 1 ? s.input_ids.back() : -100);
   }
-  s.pixel_values = tensor_of(fd::randn(size_t(2 * 3 * S * S), 81, 0.5f), {2, 3, S, S});
-  s.images_spatial_crop = crops_tensor({{1, 1}});
+  s.images.pixel_values = tensor_of(fd::randn(size_t(2 * 3 * S * S), 81, 0.5f), {2, 3, S, S});
+  s.images.images_spatial_crop = crops_tensor({{1, 1}});
   std::vector<std::vector<float>> g[2];
   LossParts l[2];
   for (Compute c : {Compute::kF32, Compute::kBF16}) {
