@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/json_depth.h"
 #include "dataset/text_util.h"
 
 namespace dsvl2::dataset::detail {
@@ -46,25 +47,9 @@ MemberRole member_role(std::string_view ext) {
 }
 
 std::optional<nlohmann::json> parse_json(std::string_view text, int max_depth, std::string& why) {
-  // nlohmann parses iteratively, but what the caller later does with the
-  // value (dump, copy) recurses: deep nesting is refused before parsing.
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        why = strformat("JSON nested more than %d deep", max_depth);
-        return std::nullopt;
-      }
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
+  if (!json_depth_within(text, max_depth)) {
+    why = strformat("JSON nested more than %d deep", max_depth);
+    return std::nullopt;
   }
   nlohmann::json value;
   try {

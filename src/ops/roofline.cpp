@@ -6,6 +6,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/arena.h"
+#include "core/error.h"
 #include "ops/ops.h"
 
 namespace dsvl2 {
@@ -47,32 +49,73 @@ double scalar_read_sum(const float* p, size_t n) {
 
 }  // namespace
 
+namespace {
+
+constexpr size_t kStreamBytes = size_t(1) << 30;  // far beyond any cache
+
+// Best of `reps` timings of `pass` over the pool, as bytes / s / 1e9.
+template <class F>
+double best_gbs(int reps, double bytes, F pass) {
+  double best = 0;
+  for (int rep = 0; rep < reps; rep++) {
+    auto t0 = std::chrono::steady_clock::now();
+    pass();
+    best = std::max(best, bytes / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
+  const bool avx512 = cpu_has_avx512_bf16();
+  try {
+    Arena arena(bytes, true);
+    const size_t n = bytes / sizeof(float);
+    float* buf = static_cast<float*>(arena.take(n * sizeof(float)));
+    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
+      std::memset(buf + b, 0, size_t(e - b) * sizeof(float));  // fault the pages in before timing
+    });
+    volatile double sink = 0;
+    return best_gbs(reps, double(n * sizeof(float)), [&] {
+      // One contiguous share a thread, as the decode's matrices are split.
+      pool.run_on_all([&](int t) {
+        const size_t per = n / size_t(pool.size()) / 64 * 64, b = per * size_t(t);
+        const size_t e = t + 1 == pool.size() ? n : b + per;
+        const double s = avx512 ? read_sum_avx512(buf + b, e - b) : scalar_read_sum(buf + b, e - b);
+        sink = sink + s;
+      });
+    });
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
 Roofline measure_roofline(ThreadPool& pool, bool quick) {
   Roofline r;
   const bool avx512 = cpu_has_avx512_bf16();
-  // Memory: a buffer far larger than the caches, read once per repetition.
-  size_t bytes = size_t(quick ? 256 : 1024) << 20;
-  size_t n = bytes / sizeof(float);
-  float* buf = static_cast<float*>(std::aligned_alloc(64, bytes));
-  if (buf) {
-    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
-      std::memset(buf + b, 0, size_t(e - b) * sizeof(float));
+  const int reps = quick ? 2 : 4;
+  r.mem_gbs = measure_read_bandwidth(pool, kStreamBytes, reps);
+  // STREAM triad over three arrays of a third of the buffer each.
+  try {
+    Arena arena(kStreamBytes, true);
+    const size_t n = kStreamBytes / 3 / sizeof(float) / 64 * 64;
+    float* a = static_cast<float*>(arena.take(n * sizeof(float)));
+    float* b = static_cast<float*>(arena.take(n * sizeof(float)));
+    float* c = static_cast<float*>(arena.take(n * sizeof(float)));
+    pool.parallel_for(int64_t(n), [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; i++) a[i] = 0.f, b[i] = 1.f, c[i] = 2.f;
     });
-    double best = 0;
-    volatile double sink = 0;
-    for (int rep = 0; rep < 3; rep++) {
-      auto t0 = std::chrono::steady_clock::now();
-      pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
-        double s = avx512 ? read_sum_avx512(buf + b, size_t(e - b)) : scalar_read_sum(buf + b, size_t(e - b));
-        sink = sink + s;
-      }, 1 << 20);
-      best = std::max(best, double(bytes) / seconds_since(t0) / 1e9);
-    }
-    r.mem_gbs = best;
-    std::free(buf);
+    r.triad_gbs = best_gbs(reps, 3.0 * double(n * sizeof(float)), [&] {
+      pool.parallel_for(int64_t(n), [&](int64_t i0, int64_t i1, int) {
+        for (int64_t i = i0; i < i1; i++) a[i] = b[i] + 0.5f * c[i];
+      }, 1 << 16);
+    });
+  } catch (const Error&) {
+    r.triad_gbs = 0;
   }
   if (avx512) {
-    long iters = quick ? 2'000'000 : 20'000'000;
+    long iters = quick ? 5'000'000 : 20'000'000;
     r.f32_gflops = peak(pool, iters, peak_loop_f32_avx512);
     r.bf16_gflops = peak(pool, iters, peak_loop_bf16_avx512);
     r.int8_gops = peak(pool, iters, peak_loop_int8_avx512);

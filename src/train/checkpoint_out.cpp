@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "core/dtype.h"
@@ -14,50 +15,43 @@ namespace dsvl2 {
 
 namespace fs = std::filesystem;
 
-namespace {
-// Adds base + (alpha / r) B A of every adapter module to *merged; returns how many.
-int merge_adapter(const Checkpoint& base, const std::string& base_dir, const std::string& adapter_dir,
-                  std::map<std::string, Tensor>* merged);
-}  // namespace
-
-void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir,
-                             const std::map<std::string, const Tensor*>& replace, const std::string& out_dir) {
+void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir, const Replacements& replace,
+                             const std::string& out_dir) {
   DSVL2_REQUIRE(!base.gguf(), "%s: writing a trained checkpoint needs a safetensors folder, not a .gguf",
                 base_dir.c_str());
   std::error_code ec;
   DSVL2_REQUIRE(!fs::exists(out_dir) || !fs::equivalent(base_dir, out_dir, ec),
                 "%s: the output folder must differ from the base folder", out_dir.c_str());
-  fs::create_directories(out_dir, ec);
-  DSVL2_REQUIRE(!ec, "%s: cannot create the folder (%s)", out_dir.c_str(), ec.message().c_str());
-  for (const auto& [name, t] : replace) {
+  for (const std::string& name : replace.names) {
     const TensorView* v = base.find(name);
     DSVL2_REQUIRE(v, "%s: the base checkpoint has no tensor %s", base_dir.c_str(), name.c_str());
     DSVL2_REQUIRE(v->dtype == DType::kF32 || v->dtype == DType::kF16 || v->dtype == DType::kBF16,
                   "%s: tensor %s is %s; only float tensors can be replaced", base_dir.c_str(), name.c_str(),
                   dtype_name(v->dtype));
-    DSVL2_REQUIRE(t->numel() == v->numel(), "tensor %s: %lld values for %lld", name.c_str(), (long long)t->numel(),
-                  (long long)v->numel());
   }
+  fs::create_directories(out_dir, ec);
+  DSVL2_REQUIRE(!ec, "%s: cannot create the folder (%s)", out_dir.c_str(), ec.message().c_str());
   std::vector<SafetensorsWriter::Entry> entries;
   const std::vector<std::string> names = base.names();
   for (const std::string& n : names) entries.push_back({n, base.find(n)->dtype, base.find(n)->shape});
-  const std::string weights = path_join(out_dir, "model.safetensors");
-  SafetensorsWriter w(weights, entries, {{"format", "pt"}});
+  SafetensorsWriter w(path_join(out_dir, "model.safetensors"), entries, {{"format", "pt"}});
   std::vector<uint8_t> buf;
   for (const std::string& n : names) {
     const TensorView* v = base.find(n);
-    auto it = replace.find(n);
-    if (it == replace.end()) {
+    if (!replace.names.count(n)) {
       w.write(v->data, v->nbytes);
       continue;
     }
-    const float* src = it->second->f32();
+    const Tensor t = replace.values(n);
     const int64_t count = v->numel();
+    DSVL2_REQUIRE(t.dtype() == DType::kF32 && t.numel() == count, "tensor %s: %lld values for %lld", n.c_str(),
+                  (long long)t.numel(), (long long)count);
+    const float* src = t.f32();
     buf.resize(size_t(count) * dtype_size(v->dtype));
     for (int64_t i = 0; i < count; i++) {
-      if (v->dtype == DType::kF32)
+      if (v->dtype == DType::kF32) {
         std::memcpy(buf.data() + i * 4, &src[i], 4);
-      else {
+      } else {
         const uint16_t h = v->dtype == DType::kBF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
         std::memcpy(buf.data() + i * 2, &h, 2);
       }
@@ -75,72 +69,101 @@ void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir
   }
 }
 
-int merge_lora_folder(const std::string& base_dir, const std::string& adapter_dir, const std::string& out_dir) {
-  const Checkpoint base(base_dir);
-  std::map<std::string, Tensor> merged;
-  int n_lora = 0;
-  const bool has_adapter = file_exists(path_join(adapter_dir, "adapter_config.json"));
-  const std::string trained = path_join(adapter_dir, "trained.safetensors");
-  DSVL2_REQUIRE(has_adapter || file_exists(trained),
-                "%s: neither adapter_config.json (a LoRA adapter) nor trained.safetensors (trained tensors)",
-                adapter_dir.c_str());
-  if (file_exists(trained)) {  // tensors trained in full (projector, vision, ...) replace the base's
-    const SafetensorsFile f(trained);
-    for (const SafetensorsTensor& t : f.tensors()) merged[t.name] = to_f32(t.view);
-  }
-  if (has_adapter) n_lora = merge_adapter(base, base_dir, adapter_dir, &merged);
-  DSVL2_REQUIRE(!merged.empty(), "%s: nothing to merge", adapter_dir.c_str());
-  std::map<std::string, const Tensor*> replace;
-  for (const auto& [n, t] : merged) replace[n] = &t;
-  write_checkpoint_folder(base, base_dir, replace, out_dir);
-  return n_lora;
+void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir,
+                             const std::map<std::string, const Tensor*>& replace, const std::string& out_dir) {
+  Replacements r;
+  for (const auto& [n, t] : replace) r.names.insert(n);
+  r.values = [&](const std::string& n) {
+    const Tensor* t = replace.at(n);
+    Tensor copy = Tensor::f32_uninit(t->shape());
+    std::memcpy(copy.data(), t->data(), t->nbytes());
+    return copy;
+  };
+  write_checkpoint_folder(base, base_dir, r, out_dir);
 }
 
 namespace {
-int merge_adapter(const Checkpoint& base, const std::string& base_dir, const std::string& adapter_dir,
-                  std::map<std::string, Tensor>* merged_out) {
-  std::map<std::string, Tensor>& merged = *merged_out;
-  const LoraConfig cfg = read_lora_config(adapter_dir);
-  const SafetensorsFile ad(path_join(adapter_dir, "adapter_model.safetensors"));
-  const std::string prefix = "base_model.model.";
-  int count = 0;
+
+// One adapted matrix: its A [r, in] and B [out, r] as stored in the adapter file.
+struct AdaptedModule {
+  const TensorView* a = nullptr;
+  const TensorView* b = nullptr;
+};
+
+// The adapter's modules by the base tensor they change ("...q_proj.weight").
+std::map<std::string, AdaptedModule> adapter_modules(const SafetensorsFile& ad, const Checkpoint& base,
+                                                     const std::string& base_dir, int rank) {
+  const std::string prefix = "base_model.model.", a_suffix = ".lora_A.weight", b_suffix = ".lora_B.weight";
+  std::map<std::string, AdaptedModule> out;
   for (const SafetensorsTensor& t : ad.tensors()) {
     const std::string& n = t.name;
-    const size_t at = n.rfind(".lora_A.weight");
-    if (n.rfind(prefix, 0) != 0 || at == std::string::npos || at + 14 != n.size()) {
-      DSVL2_REQUIRE(n.find(".lora_B.weight") != std::string::npos && n.rfind(prefix, 0) == 0,
-                    "%s: tensor %s is not a LoRA A/B matrix", ad.path().c_str(), n.c_str());
-      continue;
-    }
-    const std::string module = n.substr(prefix.size(), at - prefix.size());
-    const SafetensorsTensor* bt = ad.find(prefix + module + ".lora_B.weight");
+    DSVL2_REQUIRE(n.rfind(prefix, 0) == 0 && (n.ends_with(a_suffix) || n.ends_with(b_suffix)),
+                  "%s: tensor %s is not a LoRA A/B matrix", ad.path().c_str(), n.c_str());
+    if (!n.ends_with(a_suffix)) continue;
+    const std::string module = n.substr(prefix.size(), n.size() - prefix.size() - a_suffix.size());
+    const SafetensorsTensor* bt = ad.find(prefix + module + b_suffix);
     DSVL2_REQUIRE(bt, "%s: %s has no lora_B", ad.path().c_str(), module.c_str());
     const TensorView* w = base.find(module + ".weight");
     DSVL2_REQUIRE(w && w->shape.size() == 2, "%s: the base has no matrix %s.weight", base_dir.c_str(), module.c_str());
-    const Tensor a = to_f32(t.view), b = to_f32(bt->view);
-    const int64_t out = w->shape[0], in = w->shape[1], r = cfg.rank;
-    DSVL2_REQUIRE(a.numel() == r * in && b.numel() == out * r,
-                  "%s: %s's adapter is not [%lld, %lld] x [%lld, %lld]", ad.path().c_str(), module.c_str(),
-                  (long long)out, (long long)r, (long long)r, (long long)in);
-    DSVL2_REQUIRE(!merged.count(module + ".weight"), "%s: %s.weight is both trained in full and adapted",
-                  adapter_dir.c_str(), module.c_str());
-    Tensor m = to_f32(*w);
-    const float s = cfg.scale();
-    for (int64_t o = 0; o < out; o++)
-      for (int64_t k = 0; k < r; k++) {
-        const float bk = s * b.f32()[o * r + k];
-        if (bk == 0.f) continue;
-        const float* ar = a.f32() + k * in;
-        float* mr = m.f32() + o * in;
-        for (int64_t i = 0; i < in; i++) mr[i] += bk * ar[i];
-      }
-    merged[module + ".weight"] = std::move(m);
-    count++;
+    const int64_t rows = w->shape[0], in = w->shape[1];
+    DSVL2_REQUIRE(t.view.numel() == rank * in && bt->view.numel() == rows * rank,
+                  "%s: %s's adapter is not [%lld, %d] x [%d, %lld]", ad.path().c_str(), module.c_str(),
+                  (long long)rows, rank, rank, (long long)in);
+    out[module + ".weight"] = AdaptedModule{&t.view, &bt->view};
   }
-  DSVL2_REQUIRE(count > 0, "%s: no LoRA matrices found", ad.path().c_str());
-  return count;
+  DSVL2_REQUIRE(!out.empty(), "%s: no LoRA matrices found", ad.path().c_str());
+  return out;
 }
 
 }  // namespace
+
+int merge_lora_folder(const std::string& base_dir, const std::string& adapter_dir, const std::string& out_dir) {
+  const Checkpoint base(base_dir);
+  const bool has_adapter = file_exists(path_join(adapter_dir, "adapter_config.json"));
+  const std::string trained_path = path_join(adapter_dir, "trained.safetensors");
+  DSVL2_REQUIRE(has_adapter || file_exists(trained_path),
+                "%s: neither adapter_config.json (a LoRA adapter) nor trained.safetensors (trained tensors)",
+                adapter_dir.c_str());
+  // Tensors trained in full (projector, vision, ...) replace the base's.
+  std::unique_ptr<SafetensorsFile> trained;
+  if (file_exists(trained_path)) trained = std::make_unique<SafetensorsFile>(trained_path);
+  LoraConfig cfg;
+  std::unique_ptr<SafetensorsFile> ad;
+  std::map<std::string, AdaptedModule> modules;
+  if (has_adapter) {
+    cfg = read_lora_config(adapter_dir);
+    ad = std::make_unique<SafetensorsFile>(path_join(adapter_dir, "adapter_model.safetensors"));
+    modules = adapter_modules(*ad, base, base_dir, cfg.rank);
+  }
+  Replacements r;
+  if (trained)
+    for (const SafetensorsTensor& t : trained->tensors()) {
+      DSVL2_REQUIRE(!modules.count(t.name), "%s: %s is both trained in full and adapted", adapter_dir.c_str(),
+                    t.name.c_str());
+      r.names.insert(t.name);
+    }
+  for (const auto& [n, m] : modules) r.names.insert(n);
+  DSVL2_REQUIRE(!r.names.empty(), "%s: nothing to merge", adapter_dir.c_str());
+  r.values = [&](const std::string& name) {
+    if (trained && trained->find(name)) return to_f32(trained->find(name)->view);
+    const AdaptedModule& m = modules.at(name);  // W + (alpha / r) B A
+    const TensorView* w = base.find(name);
+    Tensor out = to_f32(*w);
+    const Tensor a = to_f32(*m.a), b = to_f32(*m.b);
+    const int64_t rows = w->shape[0], in = w->shape[1], rank = cfg.rank;
+    const float s = cfg.scale();
+    for (int64_t o = 0; o < rows; o++)
+      for (int64_t k = 0; k < rank; k++) {
+        const float bk = s * b.f32()[o * rank + k];
+        if (bk == 0.f) continue;
+        const float* ar = a.f32() + k * in;
+        float* row = out.f32() + o * in;
+        for (int64_t i = 0; i < in; i++) row[i] += bk * ar[i];
+      }
+    return out;
+  };
+  write_checkpoint_folder(base, base_dir, r, out_dir);
+  return int(modules.size());
+}
 
 }  // namespace dsvl2

@@ -4,7 +4,9 @@
 // folder's other files (config, processor config, tokenizer) copied, so that
 // every other command loads the result like the original.
 #pragma once
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "core/tensor.h"
@@ -12,10 +14,20 @@
 
 namespace dsvl2 {
 
-// `replace`: name -> f32 values (the stored shape's element count), written
-// in the stored dtype (bf16 rounded to nearest even). The base must be a
+// New values of the tensors named in `names`, made one at a time while the
+// file is written (a merged model never holds more than one f32 matrix).
+struct Replacements {
+  std::set<std::string> names;
+  std::function<Tensor(const std::string& name)> values;  // f32, the stored element count
+};
+
+// Tensors of `replace` are written in the stored dtype (bf16 rounded to
+// nearest even), all others copied byte for byte. The base must be a
 // safetensors checkpoint with float tensors where replaced. Writes
 // out_dir/model.safetensors; out_dir is created and must not be base_dir.
+void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir, const Replacements& replace,
+                             const std::string& out_dir);
+// The same with values already in memory.
 void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir,
                              const std::map<std::string, const Tensor*>& replace, const std::string& out_dir);
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/json_depth.h"
 #include "ground/grounding_parser.h"
 #include "text/tokenizer.h"
 
@@ -31,21 +32,7 @@ size_t count_of(std::string_view s, std::string_view what) {
 }
 
 void check_nesting(std::string_view s) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : s) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) DSVL2_FAIL("JSON nested deeper than %d levels", kMaxJsonDepth);
-    } else if (c == ']' || c == '}') {
-      depth--;
-    }
-  }
+  if (!json_depth_within(s, kMaxJsonDepth)) DSVL2_FAIL("JSON nested deeper than %d levels", kMaxJsonDepth);
 }
 
 bool is_blank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::string_view::npos; }

@@ -17,16 +17,8 @@ namespace {
 using Ids = std::vector<int32_t>;
 constexpr int32_t kBos = 0, kEos = 1, kImg = 100, kUser = 106, kAsst = 107;
 
-Ids ascii(std::string_view s) {
-  Ids v;
-  for (char c : s) v.push_back(c == '\n' ? 98 : int32_t(uint8_t(c)) - 0x20 + 3);
-  return v;
-}
-Ids cat(std::initializer_list<Ids> parts) {
-  Ids v;
-  for (const auto& p : parts) v.insert(v.end(), p.begin(), p.end());
-  return v;
-}
+Ids ascii(std::string_view s) { return test::stub_ascii(s); }
+Ids cat(std::initializer_list<Ids> parts) { return test::stub_cat(parts); }
 // "<|User|>: {q}\n\n<|Assistant|>:" in stub ids.
 Ids user_turn(std::string_view q) { return cat({{kUser}, ascii(": "), ascii(q), ascii("\n\n"), {kAsst}, ascii(":")}); }
 

@@ -5,7 +5,10 @@
 // at 200, 201, ...; all_bytes adds the other 159 bytes at 300.. (for UTF-8 text).
 #pragma once
 #include <nlohmann/json.hpp>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "text/bpe.h"
@@ -45,6 +48,18 @@ inline nlohmann::json stub_tokenizer(const std::vector<std::string>& merges = {}
           {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
           {"model",
            {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"vocab", vocab}, {"merges", merges}}}};
+}
+
+// The stub's ids of plain ASCII text (no merges), and ids run together.
+inline std::vector<int32_t> stub_ascii(std::string_view s) {
+  std::vector<int32_t> v;
+  for (char c : s) v.push_back(c == '\n' ? 98 : int32_t(uint8_t(c)) - 0x20 + 3);
+  return v;
+}
+inline std::vector<int32_t> stub_cat(std::initializer_list<std::vector<int32_t>> parts) {
+  std::vector<int32_t> v;
+  for (const auto& p : parts) v.insert(v.end(), p.begin(), p.end());
+  return v;
 }
 
 }  // namespace dsvl2::test

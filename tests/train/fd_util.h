@@ -86,7 +86,7 @@ inline std::unique_ptr<Toy> make_toy(const std::string& tag, const std::function
 }
 
 inline TrainOps train_ops(ThreadPool& pool, Compute c = Compute::kF32) {
-  return TrainOps{Ops{&kernels_best(), &pool, c}, &grad_kernels_best()};
+  return TrainOps{Ops{&kernels_best(), &pool, c}, &grad_kernels_best(c)};
 }
 
 struct Opts {

@@ -14,16 +14,8 @@ namespace {
 using Ids = std::vector<int32_t>;
 constexpr int32_t kI = kIgnoreLabel;
 
-Ids ascii(std::string_view s) {
-  Ids v;
-  for (char c : s) v.push_back(c == '\n' ? 98 : int32_t(uint8_t(c)) - 0x20 + 3);
-  return v;
-}
-Ids cat(std::initializer_list<Ids> parts) {
-  Ids v;
-  for (const auto& p : parts) v.insert(v.end(), p.begin(), p.end());
-  return v;
-}
+Ids ascii(std::string_view s) { return test::stub_ascii(s); }
+Ids cat(std::initializer_list<Ids> parts) { return test::stub_cat(parts); }
 Ids masked(size_t n) { return Ids(n, kI); }
 
 class SftSampleTest : public ::testing::Test {
