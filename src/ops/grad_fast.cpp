@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/scratch.h"
 #include "ops/grad.h"
@@ -54,6 +55,18 @@ void widen_transpose(const Weight& w, int64_t n0, int64_t nc, float* out, Thread
         for (int64_t r = 0; r < nr; r++) out[k * nc + r0 + r] = rows[r * K + k];
     }
   });
+}
+
+// The GEMM's second operand as the numeric mode wants it: in bf16 mode the
+// f32 scratch is rounded to bf16 (into `bf`) so the matmul takes its bf16
+// path (vdpbf16ps) instead of f32 FMAs on f32 operands.
+Weight operand(float* f32, int64_t rows, int64_t cols, Compute compute, ScratchBuffer& bf, ThreadPool& pool) {
+  if (compute != Compute::kBF16) return Weight{DType::kF32, rows, cols, f32};
+  uint16_t* b = static_cast<uint16_t*>(bf.get(size_t(rows * cols) * 2));
+  pool.parallel_for(rows * cols, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) b[i] = f32_to_bf16(f32[i]);
+  }, 1 << 15);
+  return Weight{DType::kBF16, rows, cols, b};
 }
 
 // dst[i] += src[i], i < n.
@@ -108,7 +121,7 @@ void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, Thre
   const int64_t budget = std::max<int64_t>(scratch_floats_per_buffer, 1);
   const int64_t nc_max = std::clamp<int64_t>(budget / K, 1, N);                    // W^T chunk [K, nc]
   const int64_t mc_max = std::clamp<int64_t>(budget / std::max(K, nc_max), 1, M);  // product [mc, K], dy [mc, nc]
-  thread_local ScratchBuffer wt_buf, dy_buf, out_buf;
+  thread_local ScratchBuffer wt_buf, dy_buf, out_buf, bf_buf;
   float* wt = scratch_floats(wt_buf, K * nc_max);
   float* out = scratch_floats(out_buf, mc_max * K);
   float* dyc = nc_max < N ? scratch_floats(dy_buf, mc_max * nc_max) : nullptr;
@@ -116,7 +129,7 @@ void linear_dx_fast(const float* dy, int64_t M, const Weight& w, float* dx, Thre
   for (int64_t n0 = 0; n0 < N; n0 += nc_max) {
     const int64_t nc = std::min(nc_max, N - n0);
     widen_transpose(w, n0, nc, wt, pool);
-    const Weight wt_w{DType::kF32, K, nc, wt};
+    const Weight wt_w = operand(wt, K, nc, compute, bf_buf, pool);
     for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
       const int64_t mc = std::min(mc_max, M - m0);
       const float* a = dy + m0 * N;  // all of N in one chunk: dy rows are the operand as they are
@@ -139,7 +152,7 @@ void linear_dw_fast(const float* dy, const float* x, int64_t M, int64_t N, int64
   const int64_t budget = std::max<int64_t>(scratch_floats_per_buffer, 1);
   const int64_t mc_max = std::clamp<int64_t>(budget / K, 1, M);                    // x^T chunk [K, mc]
   const int64_t nc_max = std::clamp<int64_t>(budget / std::max(K, mc_max), 1, N);  // product [nc, K], dy^T [nc, mc]
-  thread_local ScratchBuffer xt_buf, dyt_buf, out_buf;
+  thread_local ScratchBuffer xt_buf, dyt_buf, out_buf, bf_buf;
   float* xt = scratch_floats(xt_buf, K * mc_max);
   float* dyt = scratch_floats(dyt_buf, nc_max * mc_max);
   float* out = scratch_floats(out_buf, nc_max * K);
@@ -147,7 +160,7 @@ void linear_dw_fast(const float* dy, const float* x, int64_t M, int64_t N, int64
   for (int64_t m0 = 0; m0 < M; m0 += mc_max) {
     const int64_t mc = std::min(mc_max, M - m0);
     transpose(x + m0 * K, mc, K, K, xt, mc, pool);
-    const Weight xt_w{DType::kF32, K, mc, xt};
+    const Weight xt_w = operand(xt, K, mc, compute, bf_buf, pool);
     for (int64_t n0 = 0; n0 < N; n0 += nc_max) {
       const int64_t nc = std::min(nc_max, N - n0);
       transpose(dy + m0 * N + n0, mc, nc, N, dyt, mc, pool);

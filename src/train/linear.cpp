@@ -2,16 +2,32 @@
 
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
+#include "core/scratch.h"
 
 namespace dsvl2 {
 
 namespace {
 const float* bias_of(const LinearRef& l) { return l.b ? l.b->f32() : nullptr; }
+
+// In bf16 mode an f32 master weight is rounded to bf16 for the product (the
+// kernels run f32 FMAs on f32 weights whatever the mode): one pass over W
+// per call against a GEMM over M rows of it.
+Weight compute_weight(const TrainOps& t, const Weight& w) {
+  if (t.fwd.compute != Compute::kBF16 || w.dtype != DType::kF32) return w;
+  thread_local ScratchBuffer buf;
+  uint16_t* b = static_cast<uint16_t*>(buf.get(size_t(w.rows * w.cols) * 2));
+  const float* src = static_cast<const float*>(w.data);
+  t.pool().parallel_for(w.rows * w.cols, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) b[i] = f32_to_bf16(src[i]);
+  }, 1 << 15);
+  return Weight{DType::kBF16, w.rows, w.cols, b};
+}
 }  // namespace
 
 void linear_forward(const TrainOps& t, const LinearRef& l, const float* x, int64_t M, float* y) {
-  t.fwd.linear(x, M, l.w->weight(), bias_of(l), y);
+  t.fwd.linear(x, M, compute_weight(t, l.w->weight()), bias_of(l), y);
   if (!l.lora.a) return;
   const int64_t r = l.lora.a->shape[0], N = l.rows();
   std::vector<float> xa(size_t(M * r)), d(size_t(M * N));
