@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "id_list.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "io/safetensors.h"
@@ -21,23 +22,6 @@ struct TraceOptions {
   int steps = 0, threads = 0, image_token_id = -1;
 };
 
-std::vector<int32_t> read_ids(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    DSVL2_FAIL("%s: invalid JSON: %s", path.c_str(), e.what());
-  }
-  if (!j.is_array()) DSVL2_FAIL("%s: expected a JSON array of token ids", path.c_str());
-  std::vector<int32_t> ids;
-  for (const auto& v : j) {
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
-      DSVL2_FAIL("%s: token ids must be non-negative integers, got %s", path.c_str(), v.dump().c_str());
-    ids.push_back(v.get<int32_t>());
-  }
-  return ids;
-}
-
 Tensor i64_tensor(const std::vector<int32_t>& v) {
   Tensor t(DType::kI64, {int64_t(v.size())});
   for (size_t i = 0; i < v.size(); i++) t.as<int64_t>()[i] = v[i];
@@ -50,7 +34,7 @@ int run_trace(const TraceOptions& o) {
   CropMode crop = o.crop == "on" ? CropMode::kOn : o.crop == "off" ? CropMode::kOff : CropMode::kAuto;
   if (o.crop != "on" && o.crop != "off" && o.crop != "auto") DSVL2_FAIL("--crop must be auto, on or off");
   if (o.steps < 0 || o.steps > 100000) DSVL2_FAIL("--steps must be in [0, 100000]");
-  std::vector<int32_t> ids = read_ids(o.ids_path);
+  std::vector<int32_t> ids = read_id_list(o.ids_path);
   if (ids.empty()) DSVL2_FAIL("%s: empty prompt", o.ids_path.c_str());
 
   VisionLanguageModel model(o.model);

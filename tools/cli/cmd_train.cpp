@@ -2,11 +2,10 @@
 // check contract (--grad-check), see docs/train.md.
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "id_list.h"
 #include "core/error.h"
-#include "core/file.h"
 #include "core/thread_pool.h"
 #include "train/grad_check.h"
 #include "train/trainer.h"
@@ -61,25 +60,6 @@ int run_train(TrainOptions& o) {
   return 0;
 }
 
-// A JSON array of integers, or an object holding exactly one such array.
-std::vector<int32_t> read_id_list(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    DSVL2_FAIL("%s: not JSON (%s)", path.c_str(), e.what());
-  }
-  if (j.is_object() && j.size() == 1) j = j.begin().value();
-  DSVL2_REQUIRE(j.is_array(), "%s: expected a JSON array of token ids", path.c_str());
-  std::vector<int32_t> ids;
-  for (const auto& v : j) {
-    DSVL2_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= -100 && v.get<int64_t>() < (int64_t(1) << 31),
-                  "%s: element %zu is not a token id", path.c_str(), ids.size());
-    ids.push_back(int32_t(v.get<int64_t>()));
-  }
-  return ids;
-}
-
 Command reg("train", "Fine-tune DeepSeek-VL2 (alignment, LoRA) or check its gradients", [](CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   app.add_option("-m,--model", o->model, "Checkpoint folder")->required();
@@ -122,7 +102,7 @@ Command reg("train", "Fine-tune DeepSeek-VL2 (alignment, LoRA) or check its grad
     in.model_dir = o->model;
     in.images = o->images;
     in.input_ids = read_id_list(o->ids_file);
-    in.labels = read_id_list(o->labels_file);
+    in.labels = read_id_list(o->labels_file, -100);
     in.image_token_id = o->image_token_id;
     parse_compute(o->compute, &in.compute);
     ThreadPool pool(o->threads);
