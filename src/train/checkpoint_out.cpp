@@ -17,14 +17,17 @@ namespace fs = std::filesystem;
 
 void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir, const Replacements& replace,
                              const std::string& out_dir) {
-  DSVL2_REQUIRE(!base.gguf(), "%s: writing a trained checkpoint needs a safetensors folder, not a .gguf",
-                base_dir.c_str());
+  DSVL2_REQUIRE(!base.gguf() && is_directory(base_dir),
+                "%s: writing a trained checkpoint needs a safetensors checkpoint folder", base_dir.c_str());
   std::error_code ec;
   DSVL2_REQUIRE(!fs::exists(out_dir) || !fs::equivalent(base_dir, out_dir, ec),
                 "%s: the output folder must differ from the base folder", out_dir.c_str());
   for (const std::string& name : replace.names) {
     const TensorView* v = base.find(name);
     DSVL2_REQUIRE(v, "%s: the base checkpoint has no tensor %s", base_dir.c_str(), name.c_str());
+    if (replace.shapes.count(name))
+      DSVL2_REQUIRE(replace.shapes.at(name) == v->shape, "tensor %s is %s, the base's is %s", name.c_str(),
+                    shape_str(replace.shapes.at(name)).c_str(), shape_str(v->shape).c_str());
     DSVL2_REQUIRE(v->dtype == DType::kF32 || v->dtype == DType::kF16 || v->dtype == DType::kBF16,
                   "%s: tensor %s is %s; only float tensors can be replaced", base_dir.c_str(), name.c_str(),
                   dtype_name(v->dtype));
@@ -34,7 +37,9 @@ void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir
   std::vector<SafetensorsWriter::Entry> entries;
   const std::vector<std::string> names = base.names();
   for (const std::string& n : names) entries.push_back({n, base.find(n)->dtype, base.find(n)->shape});
-  SafetensorsWriter w(path_join(out_dir, "model.safetensors"), entries, {{"format", "pt"}});
+  // Written beside and renamed over: an error or a kill never leaves a torn model.safetensors.
+  const std::string final_path = path_join(out_dir, "model.safetensors"), tmp_path = final_path + ".partial";
+  SafetensorsWriter w(tmp_path, entries, {{"format", "pt"}});
   std::vector<uint8_t> buf;
   for (const std::string& n : names) {
     const TensorView* v = base.find(n);
@@ -59,6 +64,9 @@ void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir
     w.write(buf.data(), buf.size());
   }
   w.close();
+  fs::rename(tmp_path, final_path, ec);
+  DSVL2_REQUIRE(!ec, "%s: cannot rename into place (%s)", final_path.c_str(), ec.message().c_str());
+  fs::remove(path_join(out_dir, "model.safetensors.index.json"), ec);  // a stale index would win over the new file
   // Everything else of the folder travels along (weights and their index excepted).
   for (const auto& e : fs::directory_iterator(base_dir)) {
     if (!e.is_regular_file()) continue;
@@ -72,7 +80,10 @@ void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir
 void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir,
                              const std::map<std::string, const Tensor*>& replace, const std::string& out_dir) {
   Replacements r;
-  for (const auto& [n, t] : replace) r.names.insert(n);
+  for (const auto& [n, t] : replace) {
+    r.names.insert(n);
+    r.shapes[n] = t->shape();
+  }
   r.values = [&](const std::string& n) {
     const Tensor* t = replace.at(n);
     Tensor copy = Tensor::f32_uninit(t->shape());
@@ -141,6 +152,7 @@ int merge_lora_folder(const std::string& base_dir, const std::string& adapter_di
       DSVL2_REQUIRE(!modules.count(t.name), "%s: %s is both trained in full and adapted", adapter_dir.c_str(),
                     t.name.c_str());
       r.names.insert(t.name);
+      r.shapes[t.name] = t.view.shape;
     }
   for (const auto& [n, m] : modules) r.names.insert(n);
   DSVL2_REQUIRE(!r.names.empty(), "%s: nothing to merge", adapter_dir.c_str());

@@ -19,6 +19,7 @@ namespace dsvl2 {
 struct Replacements {
   std::set<std::string> names;
   std::function<Tensor(const std::string& name)> values;  // f32, the stored element count
+  std::map<std::string, Shape> shapes;  // when known up front: must equal the base's (checked before writing)
 };
 
 // Tensors of `replace` are written in the stored dtype (bf16 rounded to

@@ -8,6 +8,7 @@
 #include "image/preprocess.h"
 #include "io/checkpoint.h"
 #include "io/model_config.h"
+#include "io/tensor_registry.h"
 #include "io/safetensors.h"
 #include "text/tokenizer.h"
 #include "train/vl_train.h"
@@ -60,6 +61,7 @@ LossParts run_grad_check(const GradCheckInputs& in, const std::string& out, Thre
                 (long long)slots, image_id, (long long)n_image_tokens);
 
   Checkpoint ckpt(in.model_dir);
+  validate_checkpoint(ckpt, cfg);  // every shape as the config says, before any kernel reads them
   ParamStore ps(ckpt, is_unused_parameter);
   // Everything trains but the noaux_tc correction bias, which no loss reaches.
   ps.set_trainable([](const std::string& n) { return n.find("e_score_correction_bias") == std::string::npos; });

@@ -16,6 +16,7 @@
 #include "core/file.h"
 #include "core/rng.h"
 #include "io/model_config.h"
+#include "io/tensor_registry.h"
 #include "jobs/progress.h"
 #include "text/tokenizer.h"
 #include "train/adamw.h"
@@ -78,8 +79,14 @@ void pick_trainable(const TrainerConfig& c, ParamStore& ps) {
 }  // namespace
 
 TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
-  DSVL2_REQUIRE(c.grad_accum >= 1 && c.epochs >= 1 && c.lr > 0 && c.clip >= 0 && c.warmup >= 0,
-                "train: grad_accum, epochs and lr must be positive, clip and warmup non-negative");
+  DSVL2_REQUIRE(c.grad_accum >= 1 && c.epochs >= 1 && c.lr > 0 && c.clip >= 0 && c.warmup >= 0 && c.min_lr >= 0 &&
+                    c.min_lr <= c.lr,
+                "train: grad_accum, epochs and lr must be positive, clip and warmup non-negative, 0 <= min_lr <= lr");
+  DSVL2_REQUIRE(c.export_dir.empty() || c.lora.rank == 0,
+                "train: --export writes trained tensors; merge a LoRA adapter with merge-lora instead");
+  DSVL2_REQUIRE(c.export_dir.empty() || !std::filesystem::exists(c.export_dir) ||
+                    !std::filesystem::equivalent(c.export_dir, c.model_dir),
+                "train: the export folder must differ from the model folder");
   // Every step allocates and frees the same large activations: keep freed
   // memory in the heap (glibc would return blocks over 32 MB, or a heap
   // top over 128 KB, to the kernel and fault fresh zeroed pages back in).
@@ -107,6 +114,7 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
   const SftJsonlReader reader(c.data, tok, proc, ro);
 
   const Checkpoint ckpt(c.model_dir);
+  validate_checkpoint(ckpt, cfg);  // every shape as the config says, before any kernel reads them
   ParamStore ps(ckpt, is_unused_parameter);
   pick_trainable(c, ps);
   VlTrain model(cfg, ps);
@@ -129,6 +137,9 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
     if (!rep.resumed) std::fprintf(stderr, "train: %s has no checkpoint; starting from step 0\n", c.out_dir.c_str());
   }
   trim_log(log_path, rep.resumed ? prog.step : 0);
+  if (!rep.resumed)  // a fresh run: outputs of an earlier run in this folder would be merged with ours
+    for (const char* f : {"trained.safetensors", "adapter_model.safetensors", "adapter_config.json"})
+      fs::remove(path_join(c.out_dir, f));
 
   const TrainOps t{Ops{&kernels_best(), &pool, c.compute}, &grad_kernels_best(c.compute)};
   jobs::Progress bar("train", total - prog.step, c.quiet);
@@ -195,10 +206,7 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
       replace[p.name] = &p.value;
     }
   if (!trained.empty()) save_safetensors(path_join(c.out_dir, "trained.safetensors"), trained);
-  if (!c.export_dir.empty()) {
-    DSVL2_REQUIRE(c.lora.rank == 0, "train: --export writes trained tensors; merge a LoRA adapter with merge-lora");
-    write_checkpoint_folder(ckpt, c.model_dir, replace, c.export_dir);
-  }
+  if (!c.export_dir.empty()) write_checkpoint_folder(ckpt, c.model_dir, replace, c.export_dir);
   return rep;
 }
 

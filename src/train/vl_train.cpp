@@ -51,7 +51,7 @@ LossParts VlTrain::loss(const SftSample& s, const TrainOps& t) {
 
 LossParts VlTrain::step(const SftSample& s, const TrainOps& t, float loss_scale, bool recompute) {
   const bool image_grads = vision_.trainable() || adaptor_.trainable();
-  Tensor e = embeds(s, t, recompute, image_grads);
+  Tensor e = embeds(s, t, recompute, vision_.trainable());
   const int64_t T = e.dim(0), D = e.dim(1);
   LossParts l = decoder_.forward(e.f32(), int(T), s.labels, t, recompute);
   const bool need_dembeds = decoder_.embed_trainable() || (image_grads && n_image_tokens_ > 0);

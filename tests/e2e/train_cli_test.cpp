@@ -227,6 +227,36 @@ TEST_F(TrainCli, BadLinesStopAtTheFirstOrAreSkippedAndCounted) {
   remove_if_passed(dir);
 }
 
+// Settings refused before anything runs or is written, and outputs that a
+// fresh run must not inherit from an earlier one in the same folder.
+TEST_F(TrainCli, RefusesBadSettingsAndNeverTouchesTheBase) {
+  const std::string dir = test::temp_dir("train_settings");
+  const std::string f = dir + "/d.jsonl";
+  write_lines(f, {json{{"messages", json::array({msg("user", "Hi?"), msg("assistant", "Hello.")})}}.dump()});
+  for (const char* bad : {" --lora 0", " --lora -4", " --lora 8 --export " /* + dir */, " --min-lr 1 --lr 0.1"}) {
+    std::string extra = bad;
+    if (extra.find("--export") != std::string::npos) extra += dir + "/e";
+    auto r = dsvl2("train -m " + toy() + " --data " + f + " --out " + dir + "/o --max-steps 1 -q -t 2" + extra);
+    EXPECT_NE(r.exit_code, 0) << extra;
+    EXPECT_FALSE(file_exists(dir + "/o/train_log.jsonl")) << extra << ": ran before refusing";
+  }
+  // A fresh LoRA run in a folder where an alignment run left trained.safetensors:
+  // merge-lora must not fold the stale projector in.
+  auto r = dsvl2("train -m " + toy() + " --data " + f + " --out " + dir + "/o --stage align --max-steps 1 -q -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(file_exists(dir + "/o/trained.safetensors"));
+  r = dsvl2("train -m " + toy() + " --data " + f + " --out " + dir + "/o --lora 2 --max-steps 1 -q -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(file_exists(dir + "/o/trained.safetensors"));
+  // merge-lora with the base named as its weights file: refused, the base intact.
+  const std::string weights = toy() + "/model.safetensors";
+  const std::string before = read_file(weights);
+  r = dsvl2("merge-lora -m " + weights + " --adapter " + dir + "/o --out " + toy());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(read_file(weights) == before) << "the base checkpoint was changed";
+  remove_if_passed(dir);
+}
+
 // --grad-check: one clear error line for inconsistent inputs; on a good
 // image sample, the loss and a gradient for every parameter but the unused
 // attention-pool head, and the loss equals a training run's first loss.

@@ -28,7 +28,7 @@ void parse_lora(const std::string& s, LoraConfig* c) {
   try {
     size_t used = 0;
     c->rank = std::stoi(s.substr(0, comma), &used);
-    DSVL2_REQUIRE(used == (comma == std::string::npos ? s.size() : comma), "bad rank");
+    DSVL2_REQUIRE(used == (comma == std::string::npos ? s.size() : comma) && c->rank >= 1, "bad rank");
     c->alpha = comma == std::string::npos ? float(2 * c->rank) : std::stof(s.substr(comma + 1));
   } catch (const std::exception&) {
     DSVL2_FAIL("--lora \"%s\": expected RANK or RANK,ALPHA", s.c_str());
