@@ -67,6 +67,15 @@ void write_file(const std::string& path, std::string_view bytes) {
   }
 }
 
+void sync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(strformat("%s: cannot open to sync: %s", path.c_str(), std::strerror(errno)));
+  const int r = ::fsync(fd);
+  const int e = errno;
+  ::close(fd);
+  if (r != 0) throw Error(strformat("%s: cannot sync: %s", path.c_str(), std::strerror(e)));
+}
+
 bool file_exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);

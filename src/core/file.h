@@ -11,6 +11,10 @@ std::string read_file(const std::string& path);  // throws Error naming the path
 // Atomic: written to a temporary name beside `path`, synced, then renamed
 // over it; on any error `path` is left as it was.
 void write_file(const std::string& path, std::string_view bytes);
+// Flushes a file's or a folder's contents to the disk (fsync); Error when
+// it cannot be opened or synced. For files written by other means (streams)
+// before a rename makes them visible.
+void sync_path(const std::string& path);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 // MemAvailable from /proc/meminfo in bytes, 0 when unknown.

@@ -64,6 +64,7 @@ void write_checkpoint_folder(const Checkpoint& base, const std::string& base_dir
     w.write(buf.data(), buf.size());
   }
   w.close();
+  sync_path(tmp_path);
   fs::rename(tmp_path, final_path, ec);
   DSVL2_REQUIRE(!ec, "%s: cannot rename into place (%s)", final_path.c_str(), ec.message().c_str());
   fs::remove(path_join(out_dir, "model.safetensors.index.json"), ec);  // a stale index would win over the new file

@@ -45,6 +45,9 @@ void save_train_checkpoint(const std::string& out_dir, const ParamStore& ps, Ada
   const nlohmann::json j = {{"step", p.step}, {"consumed", p.consumed}, {"adamw_steps", opt.steps()},
                             {"fingerprint", p.fingerprint}};
   write_file(path_join(tmp, "state.json"), j.dump(2) + "\n");
+  // On the disk before the swap: a power loss must not leave a complete-looking folder of torn files.
+  for (const char* f : {"trained.safetensors", "optimizer.safetensors"}) sync_path(path_join(tmp, f));
+  sync_path(tmp);
   // tmp is complete: swap it in (a kill between the renames leaves checkpoint.old, which load accepts).
   // With no checkpoint/ (a run resumed from checkpoint.old), checkpoint.old is the only complete one and
   // stays until tmp has taken checkpoint/'s place.
@@ -53,6 +56,7 @@ void save_train_checkpoint(const std::string& out_dir, const ParamStore& ps, Ada
     fs::rename(dir, old);
   }
   fs::rename(tmp, dir);
+  sync_path(out_dir);  // the renames themselves
   fs::remove_all(old);
 }
 

@@ -31,5 +31,18 @@ TEST(WriteFile, ReplacesWholeAndLeavesNoTemporary) {
   EXPECT_EQ(entries, 1) << "no temporary left behind";
 }
 
+TEST(SyncPath, SyncsFilesAndFoldersAndNamesWhatIsMissing) {
+  const std::string dir = test::temp_dir("sync_path");
+  write_file(dir + "/f", "x");
+  EXPECT_NO_THROW(sync_path(dir + "/f"));
+  EXPECT_NO_THROW(sync_path(dir));
+  try {
+    sync_path(dir + "/missing");
+    ADD_FAILURE() << "a missing path was synced";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace dsvl2
