@@ -148,7 +148,6 @@ VLConfig parse_vl_config(const std::string& text, const std::string& what) {
     r.get_int("first_k_dense_replace", &x.first_k_dense_replace, 0, 512);
     r.get_bool("norm_topk_prob", &x.norm_topk_prob);
     r.get_double("aux_loss_alpha", &x.aux_loss_alpha, 0, 1e6);
-    r.get_bool("seq_aux", &x.seq_aux);
     r.get_string("scoring_func", &x.scoring_func);
     r.get_string("hidden_act", &x.hidden_act);
     r.get_int("max_position_embeddings", &x.max_position_embeddings, 1, 1 << 24);

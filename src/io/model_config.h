@@ -64,9 +64,10 @@ struct LanguageConfig {  // DeepseekV2Config
   int moe_layer_freq = 1;
   int first_k_dense_replace = 0;
   bool norm_topk_prob = false;
-  // The MoE gate's balance loss in training (DeepseekV2Config defaults).
+  // The MoE gate's balance loss in training (DeepseekV2Config's default).
+  // seq_aux is not read: with one sequence a forward, the sequence-level and
+  // token-level losses are the same number.
   double aux_loss_alpha = 0.001;
-  bool seq_aux = true;
   std::string scoring_func = "softmax";  // softmax | sigmoid
   std::string hidden_act = "silu";
   int max_position_embeddings = 2048;

@@ -76,30 +76,39 @@ void mask_groups(const RouterConfig& rc, const float* group_score, float* s) {
 
 }  // namespace
 
-void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w) {
-  const int E = rc.n_experts, K = rc.top_k, per = rc.n_experts / std::max(rc.n_group, 1);
-  DSVL2_CHECK(rc.method != RouterConfig::Method::kNoauxTc || bias, "noaux_tc routing needs e_score_correction_bias");
-  std::vector<float> scores(static_cast<size_t>(E)), choice(static_cast<size_t>(E)),
-      group(size_t(std::max(rc.n_group, 1)));
+void gate_scores(const RouterConfig& rc, const float* logits, int64_t T, float* scores) {
+  const int E = rc.n_experts;
   for (int64_t t = 0; t < T; t++) {
     const float* l = logits + t * E;
-    int* id = idx + t * K;
-    float* wt = w + t * K;
+    float* s = scores + t * E;
     if (rc.scoring == RouterConfig::Scoring::kSoftmax) {
       float mx = *std::max_element(l, l + E);
       double sum = 0;
-      for (int e = 0; e < E; e++) sum += (scores[e] = std::exp(l[e] - mx));
-      for (int e = 0; e < E; e++) scores[e] = float(scores[e] / sum);
+      for (int e = 0; e < E; e++) sum += (s[e] = std::exp(l[e] - mx));
+      for (int e = 0; e < E; e++) s[e] = float(s[e] / sum);
     } else {
-      for (int e = 0; e < E; e++) scores[e] = 1.f / (1.f + std::exp(-l[e]));
+      for (int e = 0; e < E; e++) s[e] = 1.f / (1.f + std::exp(-l[e]));
     }
+  }
+}
+
+void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w) {
+  const int E = rc.n_experts, K = rc.top_k, per = rc.n_experts / std::max(rc.n_group, 1);
+  DSVL2_CHECK(rc.method != RouterConfig::Method::kNoauxTc || bias, "noaux_tc routing needs e_score_correction_bias");
+  std::vector<float> all(static_cast<size_t>(T * E)), choice(static_cast<size_t>(E)),
+      group(size_t(std::max(rc.n_group, 1)));
+  gate_scores(rc, logits, T, all.data());
+  for (int64_t t = 0; t < T; t++) {
+    const float* scores = all.data() + t * E;
+    int* id = idx + t * K;
+    float* wt = w + t * K;
     switch (rc.method) {
       case RouterConfig::Method::kGreedy:
-        top_k_indices(scores.data(), E, K, id);
+        top_k_indices(scores, E, K, id);
         for (int k = 0; k < K; k++) wt[k] = scores[id[k]];
         break;
       case RouterConfig::Method::kGroupLimitedGreedy:
-        choice = scores;
+        choice.assign(scores, scores + E);
         for (int g = 0; g < rc.n_group; g++)
           group[g] = *std::max_element(choice.begin() + g * per, choice.begin() + (g + 1) * per);
         mask_groups(rc, group.data(), choice.data());

@@ -36,6 +36,10 @@ struct RouterConfig {
   static RouterConfig from(const LanguageConfig& c);  // validates; throws Error
 };
 
+// logits[T, n_experts] -> scores[T, n_experts]: the softmax or sigmoid the
+// gate picks from (training's backward goes through the same values).
+void gate_scores(const RouterConfig& rc, const float* logits, int64_t T, float* scores);
+
 // logits[T, n_experts] -> expert ids idx[T, top_k] and weights w[T, top_k].
 // `bias` (n_experts) is used by noaux_tc only and may be null otherwise.
 void route_tokens(const RouterConfig& rc, const float* logits, const float* bias, int64_t T, int* idx, float* w);

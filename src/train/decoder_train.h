@@ -48,7 +48,6 @@ class DecoderTrain {
     std::optional<MoeTrain> moe;
   };
   std::vector<Layer>& layers() { return layers_; }
-  LinearRef& lm_head() { return lm_head_; }
 
  private:
   struct Acts {

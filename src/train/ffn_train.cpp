@@ -58,18 +58,7 @@ void MoeTrain::forward(const float* x, int64_t T, float* y, Acts& a, const Train
   TrainOps f32 = t;  // MoEGate computes its logits in float32 whatever the model's dtype
   f32.fwd.compute = Compute::kF32;
   linear_forward(f32, gate_, x, T, a.logits.f32());
-  for (int64_t i = 0; i < T; i++) {
-    const float* l = a.logits.f32() + i * E;
-    float* s = a.scores.f32() + i * E;
-    if (rc_.scoring == RouterConfig::Scoring::kSoftmax) {
-      const float mx = *std::max_element(l, l + E);
-      double sum = 0;
-      for (int e = 0; e < E; e++) sum += (s[e] = std::exp(l[e] - mx));
-      for (int e = 0; e < E; e++) s[e] = float(s[e] / sum);
-    } else {
-      for (int e = 0; e < E; e++) s[e] = 1.f / (1.f + std::exp(-l[e]));
-    }
-  }
+  gate_scores(rc_, a.logits.f32(), T, a.scores.f32());
   // The pick is inference's (ties, groups, the correction bias); the weights
   // are rebuilt here from the scores so that backward knows their formula.
   a.idx.assign(size_t(T * K), 0);
@@ -96,12 +85,14 @@ void MoeTrain::forward(const float* x, int64_t T, float* y, Acts& a, const Train
   }
   // Balance loss (its gradient is added in backward).
   a.aux = 0;
+  a.ce.clear();
   if (alpha_ > 0) {
-    std::vector<double> count(size_t(E), 0.0), mean(size_t(E), 0.0);
-    for (int id : a.idx) count[size_t(id)] += 1;
+    a.ce.assign(size_t(E), 0.0);
+    for (int id : a.idx) a.ce[size_t(id)] += 1.0 / (double(T) * K / E);
+    std::vector<double> mean(size_t(E), 0.0);
     for (int64_t i = 0; i < T; i++)
       for (int e = 0; e < E; e++) mean[size_t(e)] += a.scores.f32()[i * E + e];
-    for (int e = 0; e < E; e++) a.aux += count[size_t(e)] / (double(T) * K / E) * (mean[size_t(e)] / double(T));
+    for (int e = 0; e < E; e++) a.aux += a.ce[size_t(e)] * (mean[size_t(e)] / double(T));
     a.aux *= alpha_;
   }
   // Experts over their gathered rows, then the weighted sum and the shared experts.
@@ -187,14 +178,9 @@ void MoeTrain::backward(const float* x, const Acts& a, const float* dy, int64_t 
         if (!a.masked[size_t(i * K + k)]) ds[a.idx[size_t(i * K + k)]] += g[k] * rc_.routed_scaling_factor;
     }
   }
-  if (alpha_ > 0) {
-    std::vector<double> count(size_t(E), 0.0);
-    for (int id : a.idx) count[size_t(id)] += 1;
+  if (alpha_ > 0)  // d aux / d scores[t, e] = alpha * ce[e] / T
     for (int64_t i = 0; i < T; i++)
-      for (int e = 0; e < E; e++)
-        dscores.f32()[i * E + e] +=
-            float(aux_scale * alpha_ * count[size_t(e)] / (double(T) * K / E) / double(T));
-  }
+      for (int e = 0; e < E; e++) dscores.f32()[i * E + e] += float(aux_scale * alpha_ * a.ce[size_t(e)] / double(T));
   for (int64_t i = 0; i < T; i++) {
     const float* s = a.scores.f32() + i * E;
     const float* ds = dscores.f32() + i * E;

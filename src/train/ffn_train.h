@@ -44,6 +44,7 @@ class MoeTrain {
     std::vector<MlpTrain::Acts> expert;      // per expert
     std::vector<Tensor> xin, out;            // per expert: gathered inputs, outputs
     MlpTrain::Acts shared;
+    std::vector<double> ce;  // balance loss: picks of each expert / (T k / E), empty without one
     double aux = 0;
   };
   // y (=); acts.aux holds this layer's balance loss (0 when none).

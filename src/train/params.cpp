@@ -27,6 +27,14 @@ Tensor widen(const TensorView& v, const Shape& shape) {
   return t;
 }
 
+// Vectors (norm gains, biases; any shape with one dimension over 1) are read
+// element-wise as f32 by every kernel, so they always keep an f32 copy.
+bool is_vector(const Shape& s) {
+  int non1 = 0;
+  for (int64_t d : s) non1 += d != 1;
+  return non1 <= 1;
+}
+
 }  // namespace
 
 const float* Param::f32() const {
@@ -55,9 +63,7 @@ ParamStore::ParamStore(const Checkpoint& ckpt, const std::function<bool(const st
     p.name = name;
     p.shape = v->shape;
     p.stored = *v;
-    int non1 = 0;
-    for (int64_t d : p.shape) non1 += d != 1;
-    if (non1 <= 1) p.value = widen(*v, p.shape);  // vectors are read as f32 by every kernel
+    if (is_vector(p.shape)) p.value = widen(*v, p.shape);
     index_[name] = params_.size();
     params_.push_back(std::move(p));
   }
@@ -67,8 +73,6 @@ int ParamStore::set_trainable(const std::function<bool(const std::string&)>& pic
   int n = 0;
   for (Param& p : params_) {
     const bool on = pick(p.name);
-    int non1 = 0;
-    for (int64_t d : p.shape) non1 += d != 1;
     if (on) {
       if (!p.value.data()) p.value = widen(p.stored, p.shape);
       p.grad = Tensor::f32(p.shape);
@@ -78,7 +82,7 @@ int ParamStore::set_trainable(const std::function<bool(const std::string&)>& pic
       // A parameter that add() created has no checkpoint bytes: `stored` views
       // `value`, so freeing it would leave weight() reading freed memory.
       const bool owned = p.value.data() && p.stored.data == p.value.data();
-      if (non1 > 1 && !p.keep_f32 && !owned) p.value = Tensor();
+      if (!is_vector(p.shape) && !p.keep_f32 && !owned) p.value = Tensor();
     }
     p.trainable = on;
   }
@@ -114,11 +118,6 @@ Param& ParamStore::at(const std::string& name) {
 }
 
 const Param& ParamStore::at(const std::string& name) const { return const_cast<ParamStore*>(this)->at(name); }
-
-Param* ParamStore::find(const std::string& name) {
-  auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &params_[it->second];
-}
 
 void ParamStore::for_each_trainable(const std::function<void(Param&)>& f) {
   for (Param& p : params_)

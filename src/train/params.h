@@ -63,7 +63,6 @@ class ParamStore {
   bool has(const std::string& name) const { return index_.count(name) > 0; }
   Param& at(const std::string& name);  // Error naming the tensor when absent
   const Param& at(const std::string& name) const;
-  Param* find(const std::string& name);
 
   std::deque<Param>& all() { return params_; }
   const std::deque<Param>& all() const { return params_; }

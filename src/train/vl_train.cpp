@@ -42,13 +42,6 @@ Tensor VlTrain::embeds(const SftSample& s, const TrainOps& t, bool recompute, bo
   return e;
 }
 
-LossParts VlTrain::loss(const SftSample& s, const TrainOps& t) {
-  Tensor e = embeds(s, t, true, false);
-  LossParts l = decoder_.forward(e.f32(), int(e.dim(0)), s.labels, t, true);
-  decoder_.release();
-  return l;
-}
-
 LossParts VlTrain::step(const SftSample& s, const TrainOps& t, float loss_scale, bool recompute) {
   const bool image_grads = vision_.trainable() || adaptor_.trainable();
   Tensor e = embeds(s, t, recompute, vision_.trainable());

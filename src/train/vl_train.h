@@ -30,8 +30,6 @@ class VlTrain {
   // Forward and backward of one sample: adds d(loss_scale * (loss + aux)) to
   // every trainable parameter's gradient and returns the unscaled parts.
   LossParts step(const SftSample& s, const TrainOps& t, float loss_scale, bool recompute);
-  // Forward only (evaluation).
-  LossParts loss(const SftSample& s, const TrainOps& t);
 
   DecoderTrain& decoder() { return decoder_; }
 
