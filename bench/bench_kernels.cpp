@@ -161,8 +161,12 @@ void bench_q8_0(ThreadPool& pool, const MatmulShape& s) {
               bytes / t * 1e-9);
 }
 
-void bench_attention(const KernelTable& kt, ThreadPool& pool, int T, int S, int H, int D, bool causal) {
-  std::string label = std::string("attention") + (causal ? "/causal" : "");
+// c = kBF16: the bf16 dot-product kernel where the table has one (peak: bf16);
+// bf16_kv: K/V stored as bf16 (a bf16 KV cache).
+void bench_attention(const KernelTable& kt, ThreadPool& pool, int T, int S, int H, int D, bool causal,
+                     Compute c = Compute::kF32, bool bf16_kv = false) {
+  std::string label = std::string("attention") + (causal ? "/causal" : "") + (c == Compute::kBF16 ? "/bf16" : "") +
+                      (bf16_kv ? "/bf16kv" : "");
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
   std::vector<float> q = randn(size_t(T) * H * D, 1), k = randn(size_t(S) * H * D, 2), v = randn(size_t(S) * H * D, 3);
   std::vector<float> o(size_t(T) * H * D);
@@ -171,11 +175,23 @@ void bench_attention(const KernelTable& kt, ThreadPool& pool, int T, int S, int 
   a.q_stride_t = a.k_stride_s = a.v_stride_s = a.o_stride_t = int64_t(H) * D;
   a.q_stride_h = a.k_stride_h = a.v_stride_h = a.o_stride_h = D;
   a.T = T, a.S = S, a.H = H, a.Hkv = H, a.Dk = D, a.Dv = D, a.scale = 1.f / std::sqrt(float(D)), a.causal = causal;
-  double flop = 4.0 * T * S * H * D * (causal ? 0.5 : 1.0);
+  a.q_pos0 = S - T;  // the queries are the last T positions
+  a.compute = c;
+  std::vector<uint16_t> k16(bf16_kv ? k.size() : 0), v16(bf16_kv ? v.size() : 0);
+  if (bf16_kv) {
+    f32_to_bf16_row(k.data(), int64_t(k.size()), k16.data());
+    f32_to_bf16_row(v.data(), int64_t(v.size()), v16.data());
+    a.k_bf16 = k16.data(), a.v_bf16 = v16.data();
+  }
+  double visible = 0;  // (query, key) pairs the mask lets through
+  for (int t = 0; t < T; t++) visible += causal ? std::min(S, a.q_pos0 + t + 1) : S;
+  const double flop = 4.0 * visible * H * D;
   double t = time_best([&] { kt.attention(a, pool); });
   double tr = g_quick ? 0 : time_best([&] { kernels_ref().attention(a, pool); }, 0.1, 2);
-  std::printf("%-28s T=%d S=%d H=%d D=%d  %8.2f ms %7.1f GFLOP/s %4.0f%% of f32 peak", label.c_str(), T, S, H, D,
-              t * 1e3, flop / t * 1e-9, 100 * flop / t / (kPeakF32 * g_peak_scale));
+  const bool bf = c == Compute::kBF16;
+  std::printf("%-28s T=%d S=%d H=%d D=%d  %8.2f ms %7.1f GFLOP/s %4.0f%% of %s peak", label.c_str(), T, S, H, D,
+              t * 1e3, flop / t * 1e-9, 100 * flop / t / ((bf ? kPeakBf16 : kPeakF32) * g_peak_scale), bf ? "bf16" : "f32");
+  if (T == 1) std::printf(" (K/V %5.1f GB/s)", double(S) * H * 2 * D * (bf16_kv ? 2 : 4) / t * 1e-9);
   if (tr > 0) std::printf("  (scalar ref %.1f ms, %.0fx)", tr * 1e3, tr / t);
   std::printf("\n");
 }
@@ -256,7 +272,12 @@ int main(int argc, char** argv) {
   for (const auto& s : shapes)
     if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 48 || s.M == 512)) bench_q8_0(pool, s);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
+  bench_attention(kt, pool, 729, 729, 16, 72, false, Compute::kBF16);
   bench_attention(kt, pool, 1024, 1024, 10, 128, true);
+  bench_attention(kt, pool, 1024, 1024, 10, 128, true, Compute::kBF16);
+  // Decode over a long cache: f32 vs bf16 K/V storage (memory bound).
+  bench_attention(kt, pool, 1, 4096, 10, 128, true);
+  bench_attention(kt, pool, 1, 4096, 10, 128, true, Compute::kF32, true);
   bench_elementwise(kt);
   return 0;
 }

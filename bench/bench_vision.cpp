@@ -152,6 +152,7 @@ void breakdown(const VisionTower& one_block, int64_t tiles, const Ops& ops, int 
   a.H = a.Hkv = c.heads;
   a.Dk = a.Dv = c.head_dim();
   a.scale = 0.1f;
+  a.compute = ops.compute;  // as VisionTower::block_forward
   Timing t = best_of(reps, [&] {
     for (int64_t i = 0; i < tiles; i++) ops.attention(a);
   });

@@ -8,7 +8,11 @@
 // softmax runs online per lane (running max and sum, rescaling the output),
 // and O^T[Dv][32] += V^T · P accumulates with broadcast values. No S x T
 // matrix is ever stored, and K/V are read in place through their strides.
-// Small T (decode): one query at a time, dot products along Dk.
+// Small T (decode): per query, dot products along Dk, keys in the outer loop
+// and the thread's heads in the inner one (each K/V row read once, prefetched).
+// bf16 K/V (a.k_bf16) are widened exactly: per key block into f32 scratch in
+// the tiled form, on load in the per-query form. a.compute == kBF16 with
+// T >= kTiledMinT takes the bf16 dot-product kernel (attention_bf16_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined_*
 #include <immintrin.h>
 
@@ -53,13 +57,25 @@ inline void accumulate_pv(float* ot, const float* pt, int ns, const float* v, in
   }
 }
 
+// Rows [0, n) of a bf16 matrix (row stride `stride`) widened into f32 rows of d.
+void widen_rows(const uint16_t* src, int64_t stride, int n, int d, float* dst) {
+  for (int r = 0; r < n; r++)
+    for (int j = 0; j < d; j += 16) {
+      const __mmask16 m = tail_mask16(d - j);
+      _mm512_mask_storeu_ps(dst + int64_t(r) * d + j, m, load_bf16x16(m, src + r * stride + j));
+    }
+}
+
 void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
   const int group = a.H / a.Hkv, n_qb = (a.T + kQB - 1) / kQB;
+  const bool bf = a.kv_bf16();
   pool.parallel_for(int64_t(a.H) * n_qb, [&](int64_t i0, int64_t i1, int) {
-    thread_local ScratchBuffer qb_buf, pb_buf, ob_buf;
+    thread_local ScratchBuffer qb_buf, pb_buf, ob_buf, kw_buf, vw_buf;
     float* qt = tls_floats(qb_buf, size_t(a.Dk) * kQB);
     float* pt = tls_floats(pb_buf, size_t(kSB) * kQB);
     float* ot = tls_floats(ob_buf, size_t(a.Dv) * kQB);
+    float* kw = bf ? tls_floats(kw_buf, size_t(a.Dk) * kSB) : nullptr;  // one key block, widened
+    float* vw = bf ? tls_floats(vw_buf, size_t(a.Dv) * kSB) : nullptr;
     for (int64_t item = i0; item < i1; item++) {
       const int h = int(item / n_qb), hk = h / group, t0 = int(item % n_qb) * kQB, nt = std::min(kQB, a.T - t0);
       for (int j = 0; j < a.Dk; j++)
@@ -70,16 +86,25 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
       // Keys any query of the tile may see (every lane sees key 0, so the
       // running max is finite after the first block).
       const int s_lim = a.causal ? std::min(a.S, a.q_pos0 + t0 + nt) : a.S;
-      const float* kh = a.k + hk * a.k_stride_h;
-      const float* vh = a.v + hk * a.v_stride_h;
       const __m512 scale = _mm512_set1_ps(a.scale), neg_inf = _mm512_set1_ps(-INFINITY);
       for (int sb = 0; sb < s_lim; sb += kSB) {
         const int ns = std::min(kSB, s_lim - sb);
+        // This block's keys kb[s * k_st] and values vb[s * v_st], s < ns.
+        const float *kb, *vb;
+        int64_t k_st, v_st;
+        if (bf) {
+          widen_rows(a.k_bf16 + hk * a.k_stride_h + int64_t(sb) * a.k_stride_s, a.k_stride_s, ns, a.Dk, kw);
+          widen_rows(a.v_bf16 + hk * a.v_stride_h + int64_t(sb) * a.v_stride_s, a.v_stride_s, ns, a.Dv, vw);
+          kb = kw, vb = vw, k_st = a.Dk, v_st = a.Dv;
+        } else {
+          kb = a.k + hk * a.k_stride_h + int64_t(sb) * a.k_stride_s, k_st = a.k_stride_s;
+          vb = a.v + hk * a.v_stride_h + int64_t(sb) * a.v_stride_s, v_st = a.v_stride_s;
+        }
         // Scores for kKeys keys at a time (2 x kKeys accumulators).
         for (int s = 0; s < ns; s += kKeys) {
           const int nk = std::min(kKeys, ns - s);
           const float* kp[kKeys];
-          for (int i = 0; i < kKeys; i++) kp[i] = kh + int64_t(sb + s + std::min(i, nk - 1)) * a.k_stride_s;
+          for (int i = 0; i < kKeys; i++) kp[i] = kb + int64_t(s + std::min(i, nk - 1)) * k_st;
           __m512 acc[kKeys][2];
           for (auto& x : acc) x[0] = x[1] = _mm512_setzero_ps();
           for (int j = 0; j < a.Dk; j++) {
@@ -125,10 +150,9 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
             _mm512_store_ps(ot + d * kQB, _mm512_mul_ps(_mm512_load_ps(ot + d * kQB), corr[0]));
             _mm512_store_ps(ot + d * kQB + 16, _mm512_mul_ps(_mm512_load_ps(ot + d * kQB + 16), corr[1]));
           }
-        const float* vb = vh + int64_t(sb) * a.v_stride_s;
         int d = 0;
-        for (; d + kDims <= a.Dv; d += kDims) accumulate_pv<kDims>(ot, pt, ns, vb, a.v_stride_s, d);
-        for (; d < a.Dv; d++) accumulate_pv<1>(ot, pt, ns, vb, a.v_stride_s, d);
+        for (; d + kDims <= a.Dv; d += kDims) accumulate_pv<kDims>(ot, pt, ns, vb, v_st, d);
+        for (; d < a.Dv; d++) accumulate_pv<1>(ot, pt, ns, vb, v_st, d);
       }
       alignas(64) float inv[kQB];
       _mm512_store_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.f), l[0]));
@@ -141,54 +165,91 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
   });
 }
 
-// One (query, head) at a time: decode and short prefills.
-void attend_rows(const AttentionArgs& a, ThreadPool& pool) {
-  const int group = a.H / a.Hkv;
+inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 load16(__mmask16 m, const uint16_t* p) { return load_bf16x16(m, p); }
+
+// Keys ahead that the per-query form prefetches: one core's streaming misses
+// alone do not keep enough cache lines in flight (bf16 rows least of all).
+constexpr int kAhead = 4;
+
+template <typename KV>
+inline void prefetch_row(const KV* p, int n) {
+  for (int j = 0; j < n; j += 64 / int(sizeof(KV))) _mm_prefetch(reinterpret_cast<const char*>(p + j), _MM_HINT_T0);
+}
+
+// Decode and short prefills: per query row, the heads of this thread's range
+// together, keys in the outer loop, so each K/V row is read once, front to
+// back, for all of them (not once per head with a row-sized stride, which
+// costs a TLB miss per key and, for MQA/MLA, H reads of the same cache).
+// Per (query, head) the arithmetic is the one-at-a-time form's: dot products
+// along Dk, a max and exp pass over the scores, then V rows weighted in key
+// order. K/V elements of type KV (f32, or bf16 widened on load).
+template <typename KV>
+void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool& pool) {
+  const int group = a.H / a.Hkv, nv = (a.Dv + 15) / 16;
   pool.parallel_for(int64_t(a.T) * a.H, [&](int64_t i0, int64_t i1, int) {
-    thread_local ScratchBuffer sbuf;
-    float* scores = tls_floats(sbuf, size_t(a.S) + 16);
-    for (int64_t i = i0; i < i1; i++) {
-      const int t = int(i / a.H), h = int(i % a.H), hk = h / group;
-      const float* q = a.q + t * a.q_stride_t + h * a.q_stride_h;
+    thread_local ScratchBuffer sbuf, obuf, ibuf;
+    for (int64_t g = i0; g < i1;) {
+      const int t = int(g / a.H), h0 = int(g % a.H), nh = int(std::min<int64_t>(i1 - g, a.H - h0));
+      g += nh;
       const int s_end = a.causal ? std::min(a.S, a.q_pos0 + t + 1) : a.S;
-      float* o = a.out + t * a.o_stride_t + h * a.o_stride_h;
+      float* o = a.out + t * a.o_stride_t + h0 * a.o_stride_h;  // head h0 + i at o + i * o_stride_h
       if (s_end <= 0) {  // no visible key: the reference writes zeros
-        std::fill(o, o + a.Dv, 0.f);
+        for (int i = 0; i < nh; i++) std::fill(o + i * a.o_stride_h, o + i * a.o_stride_h + a.Dv, 0.f);
         continue;
       }
-      __m512 mx = _mm512_set1_ps(-INFINITY);
+      const int64_t ss = (int64_t(s_end) + 31) & ~int64_t(15);  // scores of head h0 + i at scores + i * ss
+      float* scores = tls_floats(sbuf, size_t(nh * ss));
+      float* acc = tls_floats(obuf, size_t(nh) * nv * 16);
+      float* inv = tls_floats(ibuf, size_t(nh));
+      const float* q0 = a.q + t * a.q_stride_t + h0 * a.q_stride_h;
       for (int s = 0; s < s_end; s++) {
-        const float* k = a.k + s * a.k_stride_s + hk * a.k_stride_h;
-        __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j < a.Dk; j += 16) {
-          const __mmask16 m = tail_mask16(a.Dk - j);
-          acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), _mm512_maskz_loadu_ps(m, k + j), acc);
+        const KV* ks = kk + s * a.k_stride_s;
+        for (int i = 0; i < nh; i++) {
+          const float* q = q0 + i * a.q_stride_h;
+          const KV* k = ks + (h0 + i) / group * a.k_stride_h;
+          const bool first_of_group = i == 0 || (h0 + i) % group == 0;  // heads of a group share the row
+          if (first_of_group && s + kAhead < s_end) prefetch_row(k + kAhead * a.k_stride_s, a.Dk);
+          __m512 d = _mm512_setzero_ps();
+          for (int j = 0; j < a.Dk; j += 16) {
+            const __mmask16 m = tail_mask16(a.Dk - j);
+            d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), load16(m, k + j), d);
+          }
+          scores[i * ss + s] = _mm512_reduce_add_ps(d) * a.scale;
         }
-        scores[s] = _mm512_reduce_add_ps(acc) * a.scale;
       }
-      for (int s = 0; s < s_end; s += 16)
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask16(s_end - s), scores + s));
-      const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-      __m512 sum = _mm512_setzero_ps();
-      for (int s = 0; s < s_end; s += 16) {
-        const __mmask16 m = tail_mask16(s_end - s);
-        const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, scores + s), mv)));
-        _mm512_mask_storeu_ps(scores + s, m, e);
-        sum = _mm512_add_ps(sum, e);
+      for (int i = 0; i < nh; i++) {
+        float* sc = scores + i * ss;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int s = 0; s < s_end; s += 16)
+          mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask16(s_end - s), sc + s));
+        const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+        __m512 sum = _mm512_setzero_ps();
+        for (int s = 0; s < s_end; s += 16) {
+          const __mmask16 m = tail_mask16(s_end - s);
+          const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, sc + s), mv)));
+          _mm512_mask_storeu_ps(sc + s, m, e);
+          sum = _mm512_add_ps(sum, e);
+        }
+        inv[i] = 1.f / _mm512_reduce_add_ps(sum);
       }
-      const float inv = 1.f / _mm512_reduce_add_ps(sum);
-      for (int d0 = 0; d0 < a.Dv; d0 += 128) {  // up to 8 output vectors in registers
-        const int nv = std::min(8, (a.Dv - d0 + 15) / 16);
-        __m512 acc[8];
-        for (auto& x : acc) x = _mm512_setzero_ps();
-        for (int s = 0; s < s_end; s++) {
-          const float* v = a.v + s * a.v_stride_s + hk * a.v_stride_h + d0;
-          const __m512 p = _mm512_set1_ps(scores[s] * inv);
+      std::fill(acc, acc + size_t(nh) * nv * 16, 0.f);
+      for (int s = 0; s < s_end; s++) {
+        const KV* vs = vv + s * a.v_stride_s;
+        for (int i = 0; i < nh; i++) {
+          const KV* v = vs + (h0 + i) / group * a.v_stride_h;
+          if ((i == 0 || (h0 + i) % group == 0) && s + kAhead < s_end) prefetch_row(v + kAhead * a.v_stride_s, a.Dv);
+          const __m512 p = _mm512_set1_ps(scores[i * ss + s] * inv[i]);
+          float* ac = acc + i * nv * 16;
           for (int u = 0; u < nv; u++)
-            acc[u] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(tail_mask16(a.Dv - d0 - 16 * u), v + 16 * u), acc[u]);
+            _mm512_store_ps(ac + 16 * u, _mm512_fmadd_ps(p, load16(tail_mask16(a.Dv - 16 * u), v + 16 * u),
+                                                         _mm512_load_ps(ac + 16 * u)));
         }
-        for (int u = 0; u < nv; u++) _mm512_mask_storeu_ps(o + d0 + 16 * u, tail_mask16(a.Dv - d0 - 16 * u), acc[u]);
       }
+      for (int i = 0; i < nh; i++)
+        for (int u = 0; u < nv; u++)
+          _mm512_mask_storeu_ps(o + i * a.o_stride_h + 16 * u, tail_mask16(a.Dv - 16 * u),
+                                _mm512_load_ps(acc + (i * nv + u) * 16));
     }
   });
 }
@@ -197,8 +258,14 @@ void attend_rows(const AttentionArgs& a, ThreadPool& pool) {
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.T <= 0 || a.H <= 0) return;
-  if (a.T >= kTiledMinT && a.S > 0) attend_tiled(a, pool);
-  else attend_rows(a, pool);
+  if (a.T >= kTiledMinT && a.S > 0) {
+    if (a.compute == Compute::kBF16 && attention_bf16(a, pool)) return;
+    attend_tiled(a, pool);
+  } else if (a.kv_bf16()) {
+    attend_rows(a, a.k_bf16, a.v_bf16, pool);
+  } else {
+    attend_rows(a, a.k, a.v, pool);
+  }
 }
 
 }  // namespace dsvl2::avx512

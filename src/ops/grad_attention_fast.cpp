@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/error.h"
 #include "ops/grad.h"
 
 namespace dsvl2 {
@@ -42,6 +43,7 @@ void scatter_add(const float* src, int64_t n, int64_t d, float* base, int64_t st
 }  // namespace
 
 void attention_backward_fast(const AttentionArgs& a, const AttentionGrads& g, ThreadPool& pool) {
+  DSVL2_CHECK(!a.kv_bf16(), "attention_backward: K and V must be f32");
   const KernelTable& k = kernels_best();
   const int64_t T = a.T, S = a.S, Dk = a.Dk, Dv = a.Dv;
   const int group = a.H / a.Hkv;

@@ -19,6 +19,9 @@ namespace dsvl2 {
 
 namespace avx512 {
 DSVL2_DECLARE_KERNELS
+// The a.compute == kBF16 form of attention (attention_bf16_avx512.cpp), for
+// T >= 16; false (nothing written) when it does not apply.
+bool attention_bf16(const AttentionArgs& a, ThreadPool& pool);
 }
 namespace avx2 {
 DSVL2_DECLARE_KERNELS

@@ -119,7 +119,13 @@ void softmax_rows_ref(float* x, int64_t rows, int64_t cols) {
   }
 }
 
-void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
+inline float kv_at(const float* p) { return *p; }
+inline float kv_at(const uint16_t* p) { return bf16_to_f32(*p); }
+
+// K/V elements of type KV (f32, or bf16 widened exactly). Ignores a.compute:
+// the reference is the f32 oracle in both modes.
+template <typename KV>
+void attention_ref_kv(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool& pool) {
   const int group = a.H / a.Hkv;
   pool.parallel_for(int64_t(a.T) * a.H, [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores(static_cast<size_t>(a.S));
@@ -129,9 +135,9 @@ void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
       int s_end = a.causal ? std::min(a.S, a.q_pos0 + t + 1) : a.S;
       float mx = -INFINITY;
       for (int s = 0; s < s_end; s++) {
-        const float* k = a.k + s * a.k_stride_s + hk * a.k_stride_h;
+        const KV* k = kk + s * a.k_stride_s + hk * a.k_stride_h;
         float d = 0.f;
-        for (int j = 0; j < a.Dk; j++) d += q[j] * k[j];
+        for (int j = 0; j < a.Dk; j++) d += q[j] * kv_at(k + j);
         scores[s] = d * a.scale;
         mx = std::max(mx, scores[s]);
       }
@@ -144,12 +150,17 @@ void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
       float* o = a.out + t * a.o_stride_t + h * a.o_stride_h;
       for (int j = 0; j < a.Dv; j++) o[j] = 0.f;
       for (int s = 0; s < s_end; s++) {
-        const float* v = a.v + s * a.v_stride_s + hk * a.v_stride_h;
+        const KV* v = vv + s * a.v_stride_s + hk * a.v_stride_h;
         float p = scores[s] * inv;
-        for (int j = 0; j < a.Dv; j++) o[j] += p * v[j];
+        for (int j = 0; j < a.Dv; j++) o[j] += p * kv_at(v + j);
       }
     }
   });
+}
+
+void attention_ref(const AttentionArgs& a, ThreadPool& pool) {
+  if (a.kv_bf16()) attention_ref_kv(a, a.k_bf16, a.v_bf16, pool);
+  else attention_ref_kv(a, a.k, a.v, pool);
 }
 
 const KernelTable kRef = {Isa::kScalar, matmul_ref,   layer_norm_ref,   rms_norm_ref,  gelu_tanh_ref,

@@ -22,6 +22,11 @@ inline __m512i bf16_bits(__m512 v) {
 
 inline __mmask16 tail_mask16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
+// 16 bf16 values at p (lanes outside m read nothing and give 0), widened exactly.
+inline __m512 load_bf16x16(__mmask16 m, const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 // e^x, ~1 ulp (Cephes expf: range reduction by ln 2 in two parts, degree-6
 // polynomial, 2^n applied with scalef so that under/overflow saturate).
 // NaN stays NaN, -inf gives 0, +inf gives +inf.

@@ -189,6 +189,7 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t first, int6
     a.Dk = a.Dv = hd;
     a.scale = 1.0f / std::sqrt(float(hd));  // head_dim ** -0.5
     a.causal = false;
+    a.compute = ops.compute;  // kBF16: bf16 dot products for q.k and p.v
     ops.attention(a);
   }
   ops.linear(attn, M, b.proj, b.proj_b.f32(), h);
