@@ -13,7 +13,7 @@ struct Entry {
   size_t size;      // bytes per block
   int64_t block;    // elements per block (1 = scalar type, valid in safetensors)
 };
-// Block sizes match ggml-common.h (QK4_0 = QK8_0 = 32, QK_K = 256) and the
+// Block sizes match ggml-common.h (QK4_0 = QK8_0 = QK4_NL = 32, QK_K = 256) and the
 // GGUF table in io/gguf_types.h (checked there by static_assert).
 constexpr Entry kTable[] = {
     {DType::kF32, "F32", 4, 1},       {DType::kF16, "F16", 2, 1},       {DType::kBF16, "BF16", 2, 1},
@@ -21,6 +21,7 @@ constexpr Entry kTable[] = {
     {DType::kI16, "I16", 2, 1},       {DType::kI8, "I8", 1, 1},         {DType::kU8, "U8", 1, 1},
     {DType::kBool, "BOOL", 1, 1},     {DType::kQ4_0, "Q4_0", 18, 32},   {DType::kQ8_0, "Q8_0", 34, 32},
     {DType::kQ4_K, "Q4_K", 144, 256}, {DType::kQ6_K, "Q6_K", 210, 256}, {DType::kQ8_K, "Q8_K", 292, 256},
+    {DType::kIQ4_NL, "IQ4_NL", 18, 32},
 };
 
 const Entry& entry(DType t) {

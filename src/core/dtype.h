@@ -14,7 +14,12 @@ namespace dsvl2 {
 // ggml's (ggml-common.h), see io/gguf_types.h for the full ggml type table.
 //   kQ4_0: f16 scale + 16 bytes of nibbles per 32       kQ8_0: f16 scale + 32 int8 per 32
 //   kQ4_K / kQ6_K / kQ8_K: 256-element super-blocks (144 / 210 / 292 bytes)
-enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQ4_0, kQ8_0, kQ4_K, kQ6_K, kQ8_K };
+//   kIQ4_NL: f16 scale + 16 bytes of nibbles per 32, each nibble an index into
+//            ggml's 16-value non-linear grid (kvalues_iq4nl)
+// New types go at the end: the values of the others stay as they were.
+enum class DType : uint8_t {
+  kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kQ4_0, kQ8_0, kQ4_K, kQ6_K, kQ8_K, kIQ4_NL
+};
 
 // Bytes per element of a scalar type. Block types have no per-element size:
 // calling this with one is a bug (DSVL2_CHECK); use dtype_row_bytes.
@@ -47,6 +52,15 @@ inline uint16_t f32_to_bf16(float f) {
 
 // Rounds an f32 to the nearest bf16 value, kept in f32.
 inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+// n consecutive values, element by element as above (e.g. one token's K or V
+// row into a bf16 KV cache; src and dst must not overlap).
+inline void f32_to_bf16_row(const float* src, int64_t n, uint16_t* dst) {
+  for (int64_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+}
+inline void bf16_to_f32_row(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(src[i]);
+}
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);

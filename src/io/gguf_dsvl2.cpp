@@ -71,6 +71,7 @@ uint32_t gguf_file_type(GgmlType t) {
     case GgmlType::kQ4_K: return 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S (uniform Q4_K)
     case GgmlType::kQ5_K: return 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S
     case GgmlType::kQ6_K: return 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
+    case GgmlType::kIQ4_NL: return 25;  // LLAMA_FTYPE_MOSTLY_IQ4_NL
     case GgmlType::kBF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
     default: return 1024;             // LLAMA_FTYPE_GUESSED
   }

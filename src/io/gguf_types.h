@@ -81,7 +81,7 @@ inline constexpr GgmlTypeInfo kGgmlTypes[] = {
     {GgmlType::kIQ2_XS,  "iq2_xs",   256, 74,  false, DType::kU8},
     {GgmlType::kIQ3_XXS, "iq3_xxs",  256, 98,  false, DType::kU8},
     {GgmlType::kIQ1_S,   "iq1_s",    256, 50,  false, DType::kU8},
-    {GgmlType::kIQ4_NL,  "iq4_nl",   32,  18,  false, DType::kU8},
+    {GgmlType::kIQ4_NL,  "iq4_nl",   32,  18,  true,  DType::kIQ4_NL}, // f16 d + 16 B grid indices
     {GgmlType::kIQ3_S,   "iq3_s",    256, 110, false, DType::kU8},
     {GgmlType::kIQ2_S,   "iq2_s",    256, 82,  false, DType::kU8},
     {GgmlType::kIQ4_XS,  "iq4_xs",   256, 136, false, DType::kU8},
@@ -129,6 +129,7 @@ constexpr bool ggml_row_bytes(const GgmlTypeInfo& t, uint64_t n, uint64_t* out) 
 // The block sizes the spec/brief call out, pinned against ggml-common.h.
 static_assert(ggml_type_info(GgmlType::kQ8_0).block_bytes == 2 + 32);
 static_assert(ggml_type_info(GgmlType::kQ4_0).block_bytes == 2 + 32 / 2);
+static_assert(ggml_type_info(GgmlType::kIQ4_NL).block_bytes == 2 + 32 / 2);
 static_assert(ggml_type_info(GgmlType::kQ4_K).block_bytes == 2 * 2 + 12 + 256 / 2);
 static_assert(ggml_type_info(GgmlType::kQ6_K).block_bytes == 2 + 256 / 16 + 3 * 256 / 4);
 static_assert(ggml_type_info(GgmlType::kQ8_K).block_bytes == 4 + 256 + 256 / 16 * 2);

@@ -15,7 +15,7 @@ WeightSource checkpoint_source(const Checkpoint& ckpt) {
 Weight load_linear(const WeightSource& src, const std::string& name, int64_t rows, int64_t cols) {
   TensorView v = src(name, {rows, cols});
   DSVL2_REQUIRE(v.dtype == DType::kBF16 || v.dtype == DType::kF16 || v.dtype == DType::kF32 || is_matmul_quant(v.dtype),
-                "%s: weight dtype %s is not supported (F32, F16, BF16, Q8_0 or Q4_0)", name.c_str(),
+                "%s: weight dtype %s is not supported (F32, F16, BF16, Q8_0, Q4_0 or IQ4_NL)", name.c_str(),
                 dtype_name(v.dtype));
   return weight_from_view(v);
 }

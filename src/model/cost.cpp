@@ -16,19 +16,22 @@ LanguageCost language_cost_per_token(const LanguageConfig& c) {
     const int64_t hd = c.head_dim(), kv = c.num_key_value_heads;
     attn = h * H * hd + 2 * h * kv * hd + H * hd * h;
   }
-  int64_t ffn = 0;
+  int64_t ffn = 0, routed = 0;
   for (int l = 0; l < c.num_hidden_layers; l++) {
     if (c.is_moe_layer(l)) {
       ffn += h * c.n_routed_experts;  // gate
-      ffn += int64_t(c.num_experts_per_tok) * 3 * h * c.moe_intermediate_size;
+      routed += int64_t(c.num_experts_per_tok) * 3 * h * c.moe_intermediate_size;
       ffn += 3 * h * int64_t(c.moe_intermediate_size) * c.n_shared_experts;
     } else {
       ffn += 3 * h * int64_t(c.intermediate_size);
     }
   }
   LanguageCost r;
-  const int64_t body = attn * c.num_hidden_layers + ffn;
+  const int64_t body = attn * c.num_hidden_layers + ffn + routed;
   r.linear_params = body + h * c.vocab_size;  // + lm_head
+  r.attention_params = attn * c.num_hidden_layers;
+  r.head_params = h * c.vocab_size;
+  r.routed_params = routed;
   r.prefill_flops = 2.0 * double(body);
   return r;
 }

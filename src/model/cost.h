@@ -11,6 +11,10 @@ struct LanguageCost {
   // Matrix weights one decoded token reads: active experts only, lm_head
   // included, the embedding table excluded (one row is read).
   int64_t linear_params = 0;
+  // Of those, the attention projections', lm_head's and the active routed
+  // experts' (the rest: shared experts, dense MLPs, routers), for files that
+  // store the parts in different types (`quantize --type q4_m`).
+  int64_t attention_params = 0, head_params = 0, routed_params = 0;
   // Prefill work per prompt token, 2 per multiply-add, without lm_head (only
   // the last position needs logits) and without the attention scores.
   double prefill_flops = 0;

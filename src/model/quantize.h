@@ -34,17 +34,27 @@ struct QuantizeStats {
 };
 
 // A random checkpoint with a preset's config, written straight to one .gguf
-// with its language-model matrices in `type` ("q8_0" or "q4_0"; the same
-// values make-random-checkpoint writes in BF16, then quantized), so models
-// larger than memory in BF16 can be generated and benchmarked. Streams.
+// with its language-model matrices in `type` (a quantize_checkpoint type but
+// bf16; the same values make-random-checkpoint writes in BF16, then
+// quantized), so models larger than memory in BF16 can be generated and
+// benchmarked. Streams.
 QuantizeStats write_random_gguf(const std::string& out_path, const std::string& config_json, uint64_t seed,
                                 ThreadPool* pool, const std::string& type = "q8_0");
 
-// type: "q8_0" (blocks of 32 int8 + f16 scale), "q4_0" (blocks of 32 4-bit
-// values + f16 scale; ggml layouts) or "bf16" (copy). Blocks of 32 fit every
-// DeepSeek-VL2 width (expert widths 896 / 1408 / 1536 are not multiples of
-// 256, which rules out the K-quant super-blocks for the experts).
+// type (ggml layouts, blocks of 32 with an f16 scale; docs/performance.md has
+// the measured quality):
+//   "q4_m"   the recommended mix: the routed experts (nearly all the
+//            weights) in IQ4_NL, every other chosen matrix (shared experts,
+//            dense MLP, attention, lm_head; vision and projector when
+//            chosen) in Q8_0
+//   "q8_0"   int8 values            "q4_0"  4-bit, evenly spaced
+//   "iq4_nl" 4-bit indices into ggml's non-linear grid (ggml type 20)
+//   "bf16"   copy, nothing quantized
+// Blocks of 32 fit every DeepSeek-VL2 width (expert widths 896 / 1408 / 1536
+// are not multiples of 256, which rules out the K-quant super-blocks for the
+// experts). `parts` chooses what is quantized at all; the rest keeps its
+// stored type. The quantization runs on `pool` when given (same bytes).
 QuantizeStats quantize_checkpoint(const std::string& dir, const std::string& type, const QuantizeParts& parts,
-                                  const std::string& out_path);
+                                  const std::string& out_path, ThreadPool* pool = nullptr);
 
 }  // namespace dsvl2

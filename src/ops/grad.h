@@ -26,7 +26,7 @@ struct AttentionGrads {
 struct GradKernelTable {
   const char* name;
   // dx[M, K] += dy[M, N] · W[N, K]. W any dtype Ops::linear takes in f32 mode
-  // (F32, F16, BF16, Q8_0, Q4_0: frozen base weights stay in their format).
+  // (F32, F16, BF16, Q8_0, Q4_0, IQ4_NL: frozen base weights stay in their format).
   void (*linear_dx)(const float* dy, int64_t M, const Weight& w, float* dx, ThreadPool& pool);
   // dW[N, K] += dy[M, N]^T · x[M, K]; db[N] += sum over rows of dy (db may be null).
   void (*linear_dw)(const float* dy, const float* x, int64_t M, int64_t N, int64_t K, float* dw, float* db,
@@ -45,7 +45,7 @@ const GradKernelTable& grad_kernels_fast_bf16();
 const GradKernelTable& grad_kernels_best(Compute c = Compute::kF32);
 
 // Rows [n0, n0 + rows) of W widened to f32, row r at out + r * w.cols: exact
-// for F32/F16/BF16, Q8_0/Q4_0 dequantized (d * q). The linear_dx of both tables
+// for F32/F16/BF16, Q8_0/Q4_0/IQ4_NL dequantized (d * q). The linear_dx of both tables
 // multiplies by these values, i.e. the gradient of x · deq(W)^T (the int8
 // rounding of x in the quantized forward is treated as the identity).
 void weight_rows_f32(const Weight& w, int64_t n0, int64_t rows, float* out);

@@ -31,9 +31,11 @@ void weight_rows_f32(const Weight& w, int64_t n0, int64_t rows, float* out) {
       return;
     }
     case DType::kQ8_0:  // rows of K/32 blocks, contiguous: one call covers all rows
-      return dequantize_q8_0(static_cast<const BlockQ8_0*>(w.data) + n0 * (K / kQ8Block), rows * K, out);
     case DType::kQ4_0:
-      return dequantize_q4_0(static_cast<const BlockQ4_0*>(w.data) + n0 * (K / kQ4Block), rows * K, out);
+    case DType::kIQ4_NL: {
+      const size_t row_bytes = size_t(K / kQ8Block) * dtype_block_bytes(w.dtype);
+      return dequantize_blocks(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(n0) * row_bytes, rows * K, out);
+    }
     default:
       DSVL2_CHECK(false, "linear backward: unsupported weight dtype %s", dtype_name(w.dtype));
   }
@@ -285,6 +287,7 @@ std::vector<int> balanced_slices(const AttentionArgs& a, int parts) {
 
 void attention_backward(const AttentionArgs& a, const AttentionGrads& g, ThreadPool& pool) {
   DSVL2_CHECK(a.Hkv > 0 && a.H % a.Hkv == 0, "attention_backward: H=%d, Hkv=%d", a.H, a.Hkv);
+  DSVL2_CHECK(!a.kv_bf16(), "attention_backward: K and V must be f32");
   if (a.T <= 0 || a.S <= 0) return;
   // Private dk/dv slices cost Hkv * S * (Dk + Dv) floats each: keep them to ~64 MB.
   const int64_t per_slice = int64_t(a.Hkv) * a.S * (a.Dk + a.Dv);

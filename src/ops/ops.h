@@ -31,7 +31,7 @@ bool parse_compute(const std::string& s, Compute* out);
 
 // A Linear weight as stored (usually a view into the mmapped checkpoint).
 // Quantized formats extend DType handling in the kernels, not the model:
-// DType::kQ8_0 / kQ4_0 (ggml blocks, rows of K/32 blocks) run the int8 matmul
+// DType::kQ8_0 / kQ4_0 / kIQ4_NL (ggml blocks, rows of K/32 blocks) run the int8 matmul
 // of ops/quant.h in f32 mode and, in bf16 mode, for few rows (decode); in bf16
 // mode prompt-sized M dequantizes the weight to bf16 while packing and runs
 // the bf16 GEMM instead.
@@ -49,10 +49,11 @@ struct Weight {
 };
 Weight weight_from_view(const TensorView& v);  // 2-D F32/F16/BF16 view
 
-// Scaled dot-product attention over strided q/k/v, all f32.
+// Scaled dot-product attention over strided q/k/v.
 //   q[t, h, :Dk], k[s, h / (H/Hkv), :Dk], v[s, h / (H/Hkv), :Dv] -> out[t, h, :Dv]
 // Query t sits at absolute position q_pos0 + t; with `causal` it sees keys
 // s <= q_pos0 + t. Softmax in f32. Hkv = 1 is MQA (the MLA absorbed form).
+// All strides count elements of the pointed-to type.
 struct AttentionArgs {
   const float* q = nullptr;
   int64_t q_stride_t = 0, q_stride_h = 0;
@@ -66,6 +67,19 @@ struct AttentionArgs {
   float scale = 1.0f;
   bool causal = false;
   int q_pos0 = 0;
+  // bf16 K/V storage (a bf16 KV cache): when k_bf16 is set, keys and values
+  // are read from k_bf16 / v_bf16 (bf16 bits as f32_to_bf16 writes them,
+  // widened exactly to f32; strides as above, in elements) and k / v are
+  // ignored. Set both or neither; v_bf16 may alias k_bf16's rows (MLA).
+  const uint16_t* k_bf16 = nullptr;
+  const uint16_t* v_bf16 = nullptr;
+  // kBF16 (callers pass Ops::compute): the kernel may round q, k, v and the
+  // softmax weights to bf16 for its dot products (f32 accumulation, softmax
+  // in f32), ~1e-2 relative. Only the AVX-512 table does so, for T >= 16 and
+  // scale > 0; every other case computes exactly as kF32.
+  Compute compute = Compute::kF32;
+
+  bool kv_bf16() const { return k_bf16 != nullptr; }
 };
 
 struct KernelTable {

@@ -5,9 +5,12 @@
 //   Q4_0: K/32 blocks of { f16 scale d; u8 qs[16] }      (18 bytes),
 //         element j = low nibble of qs[j], element j+16 = high nibble;
 //         x ~= d * (nibble - 8)
-// The matmul follows ggml's vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0: each
-// activation row is quantized once to Q8_0, each block pair gives an exact
-// int32 dot product, and y = sum over blocks of d_w * d_x * isum (f32) + bias.
+//   IQ4_NL: the Q4_0 layout, but a nibble indexes a non-linear grid:
+//         x ~= d * kIQ4NLGrid[nibble] (ggml block_iq4_nl, type 20)
+// The matmul follows ggml's vec_dot_q8_0_q8_0 / vec_dot_q4_0_q8_0 /
+// vec_dot_iq4_nl_q8_0: each activation row is quantized once to Q8_0, each
+// block pair gives an exact int32 dot product, and y = sum over blocks of
+// d_w * d_x * isum (f32) + bias.
 // The SIMD kernel (AVX-512 VNNI) computes the same integer sums; only the f32
 // accumulation of the per-block terms differs in order from the reference.
 #pragma once
@@ -35,6 +38,16 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ4_0) == 18, "ggml block_q4_0 layout");
 
+constexpr int kIQ4NLBlock = 32;
+struct BlockIQ4_NL {
+  uint16_t d;  // f16 scale
+  uint8_t qs[kIQ4NLBlock / 2];  // grid indices: element j low nibble, j + 16 high
+};
+static_assert(sizeof(BlockIQ4_NL) == 18, "ggml block_iq4_nl layout");
+// ggml's kvalues_iq4nl: 16 levels spaced more closely near zero, where most
+// weights of a roughly normal block fall. Sorted, asymmetric (-127 .. 113).
+inline constexpr int8_t kIQ4NLGrid[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
 // n must be a multiple of 32 (DSVL2_REQUIRE). d = max|x| / 127 per block,
 // qs = round(x / d) (ggml quantize_row_q8_0_ref).
 void quantize_q8_0(const float* x, int64_t n, BlockQ8_0* out);
@@ -43,13 +56,23 @@ void dequantize_q8_0(const BlockQ8_0* in, int64_t n, float* out);
 // nibble = min(15, int8(x / d + 8.5)).
 void quantize_q4_0(const float* x, int64_t n, BlockQ4_0* out);
 void dequantize_q4_0(const BlockQ4_0* in, int64_t n, float* out);
+// ggml quantize_iq4_nl without importance weights (what llama-quantize writes
+// for IQ4_NL without an imatrix): per block, each element rounded to the
+// nearest grid value at 16 trial scales (max/127, the value of largest
+// magnitude on the grid's top; max/(t - 127), t = -7..7, on its bottom), the
+// least-squares scale of each (error weighted by x^2), the best one kept and
+// the elements rounded once more at it.
+void quantize_iq4_nl(const float* x, int64_t n, BlockIQ4_NL* out);
+void dequantize_iq4_nl(const BlockIQ4_NL* in, int64_t n, float* out);
 
-// The block types the matmul runs: kQ8_0 and kQ4_0.
+// The block types the matmul runs: kQ8_0, kQ4_0 and kIQ4_NL.
 bool is_matmul_quant(DType t);
-// Quantizes n elements (a multiple of 32) into t's blocks (Q8_0 or Q4_0).
+// Quantizes n elements (a multiple of 32) into t's blocks (a matmul type).
 void quantize_blocks(DType t, const float* x, int64_t n, void* out);
+// n elements (a multiple of 32) of t's blocks back to f32 (d * q).
+void dequantize_blocks(DType t, const void* blocks, int64_t n, float* out);
 
-// y[M, N] = x[M, K] · W^T (+ bias) for W [N, K] in Q8_0 or Q4_0. K must be a
+// y[M, N] = x[M, K] · W^T (+ bias) for W [N, K] in a matmul type. K must be a
 // multiple of 32. matmul_quant uses the fastest kernel this CPU runs
 // (DSVL2_ISA=scalar|avx2 forces the reference); matmul_quant_ref is the oracle.
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matmul for Q8_0 / Q4_0 weights (semantics of matmul_quant_ref
+// AVX-512 VNNI matmul for Q8_0 / Q4_0 / IQ4_NL weights (semantics of matmul_quant_ref
 // in quant.cpp: the same exact int32 block sums, f32 accumulation in another
 // order).
 //
@@ -12,6 +12,8 @@
 //   Q4_0 chunk: 32 bytes; byte j holds element 64c + j in its low nibble and
 //               element 64c + 32 + j in its high nibble, so two ands and a
 //               shift give the 64 elements in order as u8 0..15.
+//   IQ4_NL chunk: as Q4_0 (the blocks have Q4_0's layout; a nibble is an
+//               index into the 16-value grid instead of q + 8).
 // Rows go in groups of four (the kernel's register block), interleaved chunk
 // by chunk, and so are their scales 16 at a time: one group is one sequential
 // stream (separate short rows measured at half the bandwidth, the hardware
@@ -26,6 +28,10 @@
 //         since activations stay in [-127, 127]).
 //   Q4_0: nibble q (u8) times x, with q - 8 the weight: the accumulator
 //         starts at -8 * sum(x of the block) in the block's first lane.
+//   IQ4_NL: one vpshufb maps the nibbles to grid + 128 (u8 1..241) times x;
+//         each lane starts at -128 * the sum of its own four x (one more
+//         vpdpbusd per activation chunk), so every lane holds its exact
+//         partial sum of grid * x: no large offset cancels in f32 later.
 // Four weight rows share each activation load; two activation rows share
 // each weight chunk.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
@@ -33,6 +39,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -47,15 +55,39 @@
 namespace dsvl2::avx512 {
 namespace {
 
-constexpr uint32_t kPackedQ8Tag = 0x5138'0002, kPackedQ4Tag = 0x5134'0002;
+constexpr uint32_t kPackedQ8Tag = 0x5138'0002, kPackedQ4Tag = 0x5134'0002, kPackedIQ4Tag = 0x4934'0002;
 
 constexpr int kRows = 4;  // rows per group
 
+// Q4_0 and IQ4_NL share one block layout (f16 d, then 16 bytes of nibbles).
+static_assert(sizeof(BlockQ4_0) == sizeof(BlockIQ4_NL) && offsetof(BlockQ4_0, qs) == offsetof(BlockIQ4_NL, qs));
+
+enum class Kind { kQ8, kQ4, kIQ4 };
+
+// The IQ4_NL grid as the kernel's u8 operand (grid + 128: 1..241), once per
+// 128-bit lane (vpshufb looks up within a lane), and as int32 for vpermd.
+// (Loaded from memory: GCC 12 warns on the broadcast of a folded constant.)
+constexpr std::array<uint8_t, 64> kGridU8 = [] {
+  std::array<uint8_t, 64> t{};
+  for (int i = 0; i < 64; i++) t[size_t(i)] = uint8_t(kIQ4NLGrid[i % 16] + 128);
+  return t;
+}();
+constexpr std::array<int32_t, 16> kGridI32 = [] {
+  std::array<int32_t, 16> t{};
+  for (int i = 0; i < 16; i++) t[size_t(i)] = kIQ4NLGrid[i];
+  return t;
+}();
+
 struct Split {
   int64_t N = 0, K = 0, nb = 0, chunks = 0, Kp = 0, ns = 0, groups = 0, chunk_bytes = 0, scale_offset = 0;
-  bool q4 = false;
+  Kind kind = Kind::kQ8;
+  bool q4 = false;  // nibble chunks (Q4_0, IQ4_NL)
+  uint32_t tag = 0;
   size_t bytes = 0;
-  explicit Split(const Weight& w) : N(w.rows), K(w.cols), q4(w.dtype == DType::kQ4_0) {
+  explicit Split(const Weight& w) : N(w.rows), K(w.cols) {
+    kind = w.dtype == DType::kQ4_0 ? Kind::kQ4 : w.dtype == DType::kIQ4_NL ? Kind::kIQ4 : Kind::kQ8;
+    q4 = kind != Kind::kQ8;
+    tag = kind == Kind::kQ4 ? kPackedQ4Tag : kind == Kind::kIQ4 ? kPackedIQ4Tag : kPackedQ8Tag;
     nb = K / kQ8Block;
     chunks = (nb + 1) / 2;
     Kp = 64 * chunks;
@@ -65,6 +97,7 @@ struct Split {
     scale_offset = (groups * chunks * kRows * chunk_bytes + 63) / 64 * 64;
     bytes = size_t(scale_offset + groups * ns * kRows * 2);
   }
+  bool prepared(const Weight& w) const { return w.packed && w.packed_tag == tag; }
   int64_t group_quant_bytes() const { return chunks * kRows * chunk_bytes; }
   int64_t group_scales() const { return ns * kRows; }
   // Byte offset of chunk c of row n, and index of scale b of row n.
@@ -86,7 +119,7 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
       // Blocks a = 2c and b = 2c + 1 (zero past the row): byte j of the chunk
       // is a's element j | b's element j << 4; a block's byte i holds its
       // elements i (low) and i + 16 (high).
-      const BlockQ4_0* row = static_cast<const BlockQ4_0*>(w.data) + n * s.nb;
+      const BlockQ4_0* row = static_cast<const BlockQ4_0*>(w.data) + n * s.nb;  // or IQ4_NL: the same bytes
       const __m128i lo4 = _mm_set1_epi8(0x0f), hi4 = _mm_set1_epi8(char(0xf0));
       for (int64_t c = 0; c < s.chunks; c++) {
         const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[2 * c].qs));
@@ -111,7 +144,7 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
 }
 
 // Activations quantized to Q8_0 (as quantize_q8_0) in the split form:
-// int8 rows of Kp, f32 scales rows of ns, and for Q4 the per-chunk start
+// int8 rows of Kp, f32 scales rows of ns, and for Q4_0 the per-chunk start
 // vectors (-8 * block sums in lanes 0 and 8).
 struct Activations {
   ScratchBuffer q_buf, d_buf, start_buf;  // per thread, reused across calls, counted
@@ -143,19 +176,20 @@ inline int32_t quantize_block(const float* x, int8_t* q, float* d_out) {
 }
 
 void quantize_activations(const float* x, int64_t M, const Split& s, Activations& a, ThreadPool& pool) {
-  const size_t nq = size_t(M * s.Kp), nd = size_t(M * s.ns), ns = s.q4 ? size_t(M * s.chunks * 16) : 0;
+  const bool q4 = s.kind == Kind::kQ4;
+  const size_t nq = size_t(M * s.Kp), nd = size_t(M * s.ns), ns = q4 ? size_t(M * s.chunks * 16) : 0;
   a.q = static_cast<int8_t*>(a.q_buf.get(nq));
   a.d = static_cast<float*>(a.d_buf.get(nd * sizeof(float)));
-  a.start = s.q4 ? static_cast<int32_t*>(a.start_buf.get(ns * sizeof(int32_t))) : nullptr;
+  a.start = q4 ? static_cast<int32_t*>(a.start_buf.get(ns * sizeof(int32_t))) : nullptr;
   std::memset(a.q, 0, nq);  // padding past K must read as zero
   std::memset(a.d, 0, nd * sizeof(float));
-  if (s.q4) std::memset(a.start, 0, ns * sizeof(int32_t));
+  if (q4) std::memset(a.start, 0, ns * sizeof(int32_t));
   auto run = [&](int64_t m0, int64_t m1, int) {
     for (int64_t m = m0; m < m1; m++)
       for (int64_t b = 0; b < s.nb; b++) {
         const int32_t sum =
             quantize_block(x + m * s.K + b * 32, a.q + m * s.Kp + b * 32, a.d + m * s.ns + b);
-        if (s.q4) a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
+        if (q4) a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
       }
   };
   if (M >= 4) pool.parallel_for(M, run);
@@ -163,15 +197,17 @@ void quantize_activations(const float* x, int64_t M, const Split& s, Activations
 }
 
 // One row group (wq: its quants, wsc: its scales) against MB activation rows.
-template <bool Q4, int MB>
+template <Kind KD, int MB>
 inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, int nn, const Activations& a, int64_t m,
                       const float* bias, int64_t n, float* y) {
   constexpr int R = kRows;
-  constexpr int64_t CB = Q4 ? 32 : 64;
+  constexpr bool Q4 = KD == Kind::kQ4, NIB = KD != Kind::kQ8;
+  constexpr int64_t CB = NIB ? 32 : 64;
   __m512 acc[R][MB];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
   const __m512i nib = _mm512_set1_epi8(0x0f);
+  const __m512i grid = _mm512_loadu_si512(kGridU8.data());
   const int8_t* xr[MB];
   const float* dr[MB];
   const int32_t* st[MB];
@@ -199,14 +235,19 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
       for (int j = 0; j < MB; j++) {
         xv[j] = _mm512_loadu_si512(xr[j] + c * 64);
         px[j] = _mm512_permutexvar_ps(idx, sx[j]);
-        x0[j] = Q4 ? _mm512_loadu_si512(st[j] + c * 16) : _mm512_setzero_si512();
+        if constexpr (Q4) x0[j] = _mm512_loadu_si512(st[j] + c * 16);
+        else if constexpr (NIB)  // -128 * (the lane's four x): 128 as u8 times x, negated
+          x0[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), xv[j]));
+        else x0[j] = _mm512_setzero_si512();
       }
       for (int i = 0; i < R; i++) {
         const __m512 pw = _mm512_permutexvar_ps(idx, sw[i]);
-        if constexpr (Q4) {
+        if constexpr (NIB) {
           const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + i * CB));
           const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
-          const __m512i wv = _mm512_and_si512(both, nib);
+          __m512i wv = _mm512_and_si512(both, nib);
+          if constexpr (!Q4) wv = _mm512_shuffle_epi8(grid, wv);
           for (int j = 0; j < MB; j++) {
             const __m512i isum = _mm512_dpbusd_epi32(x0[j], wv, xv[j]);
             acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), pw), px[j], acc[i][j]);
@@ -229,7 +270,7 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
       y[(m + j) * s.N + n + i] = _mm512_reduce_add_ps(acc[i][j]) + (bias ? bias[n + i] : 0.f);
 }
 
-template <bool Q4>
+template <Kind KD>
 void run_split(const Split& s, const uint8_t* packed, const Activations& a, int64_t M, const float* bias, float* y,
                ThreadPool& pool) {
   const uint16_t* scales = reinterpret_cast<const uint16_t*>(packed + s.scale_offset);
@@ -240,8 +281,8 @@ void run_split(const Split& s, const uint8_t* packed, const Activations& a, int6
       const uint8_t* wq = packed + g * s.group_quant_bytes();
       const uint16_t* ws = scales + g * s.group_scales();
       int64_t m = 0;
-      for (; m + 2 <= M; m += 2) row_group<Q4, 2>(s, wq, ws, nn, a, m, bias, n, y);
-      if (m < M) row_group<Q4, 1>(s, wq, ws, nn, a, m, bias, n, y);
+      for (; m + 2 <= M; m += 2) row_group<KD, 2>(s, wq, ws, nn, a, m, bias, n, y);
+      if (m < M) row_group<KD, 1>(s, wq, ws, nn, a, m, bias, n, y);
     }
   }, 8);
 }
@@ -258,10 +299,15 @@ inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
 void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
                      int64_t ld) {
   const Split s(w);
-  const bool prepared = w.packed && w.packed_tag == (s.q4 ? kPackedQ4Tag : kPackedQ8Tag);
+  const bool prepared = s.prepared(w);
   const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
   const uint16_t* scales = prepared ? reinterpret_cast<const uint16_t*>(packed + s.scale_offset) : nullptr;
   const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
+  const __m512i grid = _mm512_loadu_si512(kGridI32.data());
+  // Nibble values 0..15 (in the low 4 bits) to the weight quants.
+  auto value = [&](__m512i q) {
+    return s.kind == Kind::kIQ4 ? _mm512_permutexvar_epi32(q, grid) : _mm512_sub_epi32(_mm512_and_si512(q, nib), eight);
+  };
   for (int64_t r = 0; r < rows; r++) {
     const int64_t n = n0 + r;
     for (int64_t b = b0; b < b0 + nblocks; b++) {
@@ -278,14 +324,14 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
                                  shift);
           d = f16_to_f32(scales[s.scale_at(n, b)]);
         } else {
-          const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];
+          const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL
           const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
           lo = raw;
           hi = _mm512_srli_epi32(raw, 4);
           d = f16_to_f32(blk.d);
         }
-        store_bf16x16(_mm512_sub_epi32(_mm512_and_si512(lo, nib), eight), d, o);
-        store_bf16x16(_mm512_sub_epi32(_mm512_and_si512(hi, nib), eight), d, o + 16);
+        store_bf16x16(value(lo), d, o);  // vpermd reads only the low 4 bits of an index
+        store_bf16x16(value(hi), d, o + 16);
       } else {
         const int8_t* qs;
         float d;
@@ -311,7 +357,7 @@ size_t prepare_quant(const Weight& w, void* dst, Weight* out) {
     pack_split(w, s, static_cast<uint8_t*>(dst), 0, s.groups);
     *out = w;
     out->packed = dst;
-    out->packed_tag = s.q4 ? kPackedQ4Tag : kPackedQ8Tag;
+    out->packed_tag = s.tag;
   }
   return s.bytes;
 }
@@ -323,7 +369,7 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   if (M <= 0 || w.rows <= 0) return;
   const Split s(w);
   const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
-  if (!packed || w.packed_tag != (s.q4 ? kPackedQ4Tag : kPackedQ8Tag)) {
+  if (!s.prepared(w)) {
     thread_local ScratchBuffer buf;  // not prepared: split per call
     uint8_t* dst = static_cast<uint8_t*>(buf.get(s.bytes));
     pool.parallel_for(s.groups, [&](int64_t g0, int64_t g1, int) { pack_split(w, s, dst, g0, g1); }, 16);
@@ -331,8 +377,11 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   }
   thread_local Activations act;
   quantize_activations(x, M, s, act, pool);
-  if (s.q4) run_split<true>(s, packed, act, M, bias, y, pool);
-  else run_split<false>(s, packed, act, M, bias, y, pool);
+  switch (s.kind) {
+    case Kind::kQ8: return run_split<Kind::kQ8>(s, packed, act, M, bias, y, pool);
+    case Kind::kQ4: return run_split<Kind::kQ4>(s, packed, act, M, bias, y, pool);
+    case Kind::kIQ4: return run_split<Kind::kIQ4>(s, packed, act, M, bias, y, pool);
+  }
 }
 
 }  // namespace dsvl2::avx512

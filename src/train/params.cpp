@@ -13,13 +13,10 @@ namespace {
 // An owned f32 copy of a stored tensor of any supported dtype.
 Tensor widen(const TensorView& v, const Shape& shape) {
   Tensor t = Tensor::f32(shape);
-  if (v.dtype == DType::kQ8_0 || v.dtype == DType::kQ4_0) {
+  if (is_matmul_quant(v.dtype)) {
     const int64_t n = v.numel();
     DSVL2_REQUIRE(n % 32 == 0, "a quantized tensor of %lld values is not whole blocks", (long long)n);
-    if (v.dtype == DType::kQ8_0)
-      dequantize_q8_0(static_cast<const BlockQ8_0*>(v.data), n / 32, t.f32());
-    else
-      dequantize_q4_0(static_cast<const BlockQ4_0*>(v.data), n / 32, t.f32());
+    dequantize_blocks(v.dtype, v.data, n, t.f32());
     return t;
   }
   Tensor w = to_f32(v);

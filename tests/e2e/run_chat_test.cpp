@@ -52,14 +52,17 @@ TEST_F(RunChat, RunStreamsTextAndStopsAtMaxTokens) {
   EXPECT_EQ(again.out, r.out);
 }
 
-// bench --quick --json on the toy model and on its Q4_0 file: every field the
-// issue names, and --against gives exact agreement for the model against
-// itself and less for the quantized file.
+// bench --quick --json on the toy model and on its Q4_0 and q4_m files: every
+// field the issue names, and --against gives exact agreement for the model
+// against itself and less for the quantized files; a mix names its types.
 TEST_F(RunChat, BenchReportsFiguresAndQuality) {
   const std::string q4 = test::temp_dir("bench_q4") + "/model-q4_0.gguf";
   auto qr = test::run_command(cmd("quantize" + model() + " --type q4_0 -o " + q4));
   ASSERT_EQ(qr.exit_code, 0) << qr.err;
-  for (const std::string& m : {*dir_, q4}) {
+  const std::string q4m = test::temp_dir("bench_q4_m") + "/model-q4_m.gguf";
+  auto mr = test::run_command(cmd("quantize" + model() + " --type q4_m -o " + q4m));
+  ASSERT_EQ(mr.exit_code, 0) << mr.err;
+  for (const std::string& m : {*dir_, q4, q4m}) {
     auto r = test::run_command(cmd("bench -m " + m + " --quick --json -t 2 --against " + *dir_));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto j = nlohmann::json::parse(r.out);
@@ -91,8 +94,8 @@ TEST_F(RunChat, BenchReportsFiguresAndQuality) {
     EXPECT_EQ(b[0].at("tok_s").get<double>(), j.at("decode_tok_s").get<double>());
     const auto& q = j.at("quality");
     EXPECT_EQ(q.at("tokens").get<int>(), 256);
-    if (m == q4) {
-      EXPECT_EQ(j.at("weights"), "q4_0");
+    if (m != *dir_) {
+      EXPECT_EQ(j.at("weights"), m == q4 ? "q4_0" : "iq4_nl+q8_0");  // experts' type first
       EXPECT_LT(q.at("top1_agreement").get<double>(), 1.0);
       EXPECT_GT(q.at("mean_kl").get<double>(), 1e-4);
     } else {

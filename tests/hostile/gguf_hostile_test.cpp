@@ -440,7 +440,8 @@ TEST(GgufHostile, TensorsCustomAlign) {
 TEST(GgufHostile, TensorsScalarAndForeignQuantTypes) {
   Craft c;
   c.tensors = {{"scalar", {}, 0},      {"q4k", {256, 2}, 12}, {"q6k", {512}, 14},
-               {"q8k", {256}, 15},      {"iq2", {256}, 16},   {"q4_0", {64}, 2}};
+               {"q8k", {256}, 15},      {"iq2", {256}, 16},   {"q4_0", {64}, 2},
+               {"iq4_nl", {64, 3}, 20}};  // as llama.cpp writes IQ4_NL: computable here
   GgufHeader h = parse(c.build());
   EXPECT_TRUE(h.tensors[0].shape.empty());
   EXPECT_EQ(h.tensors[0].view.nbytes, 4u);
@@ -451,6 +452,9 @@ TEST(GgufHostile, TensorsScalarAndForeignQuantTypes) {
   EXPECT_EQ(h.tensors[4].view.nbytes, 66u);
   EXPECT_FALSE(h.tensors[4].has_dtype());  // validated, but not computable
   EXPECT_EQ(h.tensors[5].view.nbytes, 2u * 18);
+  EXPECT_TRUE(h.tensors[6].has_dtype());
+  EXPECT_EQ(h.tensors[6].view.dtype, DType::kIQ4_NL);
+  EXPECT_EQ(h.tensors[6].view.nbytes, 3u * 2 * 18);
 }
 
 // ---- DATA_* -----------------------------------------------------------------

@@ -50,10 +50,11 @@ TEST(Gguf, WriteThenReadRoundTrips) {
   Tensor bf16(DType::kBF16, {2, 3, 4, 6});  // 4-D, like the patch-embedding conv
   Tensor q8(DType::kQ8_0, {4, 64});
   Tensor q4(DType::kQ4_0, {2, 96});
+  Tensor iq4(DType::kIQ4_NL, {3, 64});
   Tensor i32(DType::kI32, {3});
   Tensor empty = Tensor::f32({0, 4});
   Tensor lead1(DType::kBF16, {1, 5, 8});
-  fill(f16, 1), fill(bf16, 2), fill(q8, 3), fill(q4, 4), fill(i32, 5), fill(lead1, 6);
+  fill(f16, 1), fill(bf16, 2), fill(q8, 3), fill(q4, 4), fill(i32, 5), fill(lead1, 6), fill(iq4, 7);
 
   GgufMetadata md;
   md.set("general.architecture", "test");
@@ -67,12 +68,12 @@ TEST(Gguf, WriteThenReadRoundTrips) {
   std::string path = dir + "/m.gguf";
   save_gguf(path, md,
             {{"f32", &f32}, {"f16", &f16}, {"bf16", &bf16}, {"q8", &q8}, {"q4", &q4}, {"i32", &i32}, {"empty", &empty},
-             {"lead1", &lead1}});
+             {"lead1", &lead1}, {"iq4", &iq4}});
 
   GgufFile f(path);
   EXPECT_EQ(f.version(), 3u);
   EXPECT_EQ(f.alignment(), 32u);
-  ASSERT_EQ(f.tensors().size(), 8u);
+  ASSERT_EQ(f.tensors().size(), 9u);
   const GgufMetadata& m = f.metadata();
   EXPECT_EQ(m.get<std::string>("general.architecture"), "test");
   EXPECT_EQ(m.get<uint32_t>("t.u32"), 7u);
@@ -91,7 +92,8 @@ TEST(Gguf, WriteThenReadRoundTrips) {
   };
   for (const Want& w : {Want{"f32", &f32, DType::kF32}, Want{"f16", &f16, DType::kF16}, Want{"bf16", &bf16, DType::kBF16},
                         Want{"q8", &q8, DType::kQ8_0}, Want{"q4", &q4, DType::kQ4_0}, Want{"i32", &i32, DType::kI32},
-                        Want{"empty", &empty, DType::kF32}, Want{"lead1", &lead1, DType::kBF16}}) {
+                        Want{"empty", &empty, DType::kF32}, Want{"lead1", &lead1, DType::kBF16},
+                        Want{"iq4", &iq4, DType::kIQ4_NL}}) {
     const GgufTensor* t = f.find(w.name);
     ASSERT_NE(t, nullptr) << w.name;
     EXPECT_EQ(t->shape, w.t->shape()) << w.name;
@@ -102,6 +104,8 @@ TEST(Gguf, WriteThenReadRoundTrips) {
   }
   EXPECT_EQ(f.find("q8")->view.nbytes, 4u * 2 * 34);
   EXPECT_EQ(f.find("q4")->view.nbytes, 2u * 3 * 18);
+  EXPECT_EQ(f.find("iq4")->view.nbytes, 3u * 2 * 18);
+  EXPECT_EQ(uint32_t(f.find("iq4")->type->type), 20u);  // ggml's GGML_TYPE_IQ4_NL, what llama.cpp reads
   EXPECT_EQ(f.find("f32")->type->type, GgmlType::kF32);
   EXPECT_EQ(f.find("missing"), nullptr);
   Tensor back = to_f32(f.find("f32")->view);

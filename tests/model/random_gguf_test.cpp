@@ -54,7 +54,49 @@ TEST_P(RandomGguf, EqualsQuantizedBf16CheckpointAndRuns) {
   for (int64_t i = 0; i < logits.numel(); i++) ASSERT_TRUE(std::isfinite(logits.f32()[i]));
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, RandomGguf, ::testing::Values("q8_0", "q4_0"));
+INSTANTIATE_TEST_SUITE_P(Types, RandomGguf, ::testing::Values("q8_0", "q4_0", "iq4_nl", "q4_m"));
+
+// q4_m: the routed experts in IQ4_NL; shared experts, dense MLP, attention,
+// lm_head, vision and projector (when chosen) in Q8_0; the rest as stored.
+// general.file_type names the main type (LLAMA_FTYPE_MOSTLY_IQ4_NL).
+TEST(QuantizeParts, Q4MMixStoresEachPartInItsType) {
+  const std::string dir = test::temp_dir("q4_m_mix");
+  ThreadPool pool(2);
+  RandomCheckpointOptions opt;
+  opt.seed = 3;
+  opt.pool = &pool;
+  write_random_checkpoint(dir + "/bf16", preset_config_json("tiny-test"), opt);
+  quantize_checkpoint(dir + "/bf16", "q4_m", parse_quantize_parts("all"), dir + "/mix.gguf", &pool);
+  GgufFile f(dir + "/mix.gguf");
+  EXPECT_EQ(f.metadata().get<uint32_t>("general.file_type"), 25u);
+  auto has = [](const std::string& n, const char* part) { return n.find(part) != std::string::npos; };
+  int experts = 0, q8[5] = {};  // shared, dense, attention, lm_head, vision + projector
+  for (const GgufTensor& t : f.tensors()) {
+    const std::string& n = t.name;
+    SCOPED_TRACE(n);
+    const bool layer_matrix = n.rfind("language.model.layers.", 0) == 0 && has(n, "_proj.weight");
+    if (layer_matrix && has(n, ".mlp.experts.")) {
+      EXPECT_EQ(t.view.dtype, DType::kIQ4_NL);
+      experts++;
+      continue;
+    }
+    int part = -1;
+    if (layer_matrix && has(n, ".mlp.shared_experts.")) part = 0;
+    else if (layer_matrix && has(n, ".mlp.")) part = 1;
+    else if (layer_matrix && has(n, ".self_attn.") && !has(n, "kv_b_proj")) part = 2;
+    else if (n == "language.lm_head.weight") part = 3;
+    else if ((n.rfind("vision.blocks.", 0) == 0 && has(n, ".attn.qkv.weight")) || n == "projector.layers.0.weight")
+      part = 4;
+    if (part >= 0) {
+      EXPECT_EQ(t.view.dtype, DType::kQ8_0);
+      q8[part]++;
+    } else if (n == "language.model.embed_tokens.weight" || has(n, "norm") || has(n, ".mlp.gate.weight")) {
+      EXPECT_FALSE(dtype_is_quantized(t.view.dtype));
+    }
+  }
+  EXPECT_GT(experts, 0);
+  for (int c : q8) EXPECT_GT(c, 0);
+}
 
 TEST(QuantizeParts, ParsesListsAndRejectsUnknownNames) {
   const QuantizeParts lang = parse_quantize_parts("language");

@@ -1,6 +1,7 @@
 // Q8_0 / Q4_0: ggml block layouts, quantization error bounds, and the VNNI matmul
 // against the scalar reference (identical integer block sums; only the f32
-// accumulation order differs).
+// accumulation order differs). IQ4_NL joins the matmul cases that loop over
+// block types; its own tests are in quant_iq4_nl_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -167,12 +168,12 @@ TEST(Quant, Q4_0RoundTripWithinOneStep) {
   }
 }
 
-// Both block types through the fast kernel (prepared once, or split per call)
+// Every block type through the fast kernel (prepared once, or split per call)
 // against the scalar reference: identical integer block sums, f32 order aside.
 TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
   ThreadPool pool(2);
   const KernelTable* fast = kernels_for(Isa::kAvx512);
-  for (DType dt : {DType::kQ8_0, DType::kQ4_0})
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 9, 32 * 33},
                            {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
@@ -237,15 +238,14 @@ TEST(Quant, Bf16ModePromptRowsUseDequantizedWeights) {
   const KernelTable* fast = kernels_for(Isa::kAvx512);
   if (!fast) GTEST_SKIP() << "no AVX-512 kernels on this CPU";
   ThreadPool pool(2);
-  for (DType dt : {DType::kQ8_0, DType::kQ4_0})
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{16, 33, 64}, {40, 70, 1280}, {100, 37, 32 * 37}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
       std::vector<float> x = randn(size_t(M * K), 3), wf = randn(size_t(N * K), 4, 0.2f), bias = randn(size_t(N), 5);
       std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
       quantize_blocks(dt, wf.data(), N * K, w.data());
       std::vector<float> wd(size_t(N * K));
-      if (dt == DType::kQ8_0) dequantize_q8_0(reinterpret_cast<const BlockQ8_0*>(w.data()), N * K, wd.data());
-      else dequantize_q4_0(reinterpret_cast<const BlockQ4_0*>(w.data()), N * K, wd.data());
+      dequantize_blocks(dt, w.data(), N * K, wd.data());
       // Prepared, the weight's source bytes are not read (a model drops its
       // mapped pages): poison them after packing.
       const Ops ops{fast, &pool, Compute::kBF16};

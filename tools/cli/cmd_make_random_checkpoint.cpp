@@ -33,7 +33,8 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
               app.add_option("--shard-size", o->shard_gb, "Shard the weights above this many GB (0: one file)");
               app.add_option("-t,--threads", o->threads, "Generator threads (default: all)");
               app.add_option("--type", o->type,
-                             "bf16 (safetensors folder, default), q8_0 or q4_0 (DIR/model-TYPE.gguf: language matrices in that type)");
+                             "bf16 (safetensors folder, default), or q4_m, q8_0, q4_0 or iq4_nl (DIR/model-TYPE.gguf: "
+                             "language matrices in that type, as `quantize --type`)");
               app.add_option("--tokenizer", o->tokenizer,
                              "Copy this tokenizer.json (and the tokenizer_config.json beside it) into the folder");
               // Hidden: any config.json in the DeepseekVLV2 schema instead of a preset.
@@ -43,8 +44,9 @@ Command reg("make-random-checkpoint", "Write a checkpoint folder with a released
                   DSVL2_FAIL("make-random-checkpoint: give exactly one of --preset or --config-json");
                 std::string cfg = o->config_json.empty() ? preset_config_json(o->preset) : read_file(o->config_json);
                 ThreadPool pool(o->threads);
-                if (o->type != "bf16" && o->type != "q8_0" && o->type != "q4_0")
-                  DSVL2_FAIL("--type must be bf16, q8_0 or q4_0");
+                if (o->type != "bf16" && o->type != "q8_0" && o->type != "q4_0" && o->type != "iq4_nl" &&
+                    o->type != "q4_m")
+                  DSVL2_FAIL("--type must be bf16, q4_m, q8_0, q4_0 or iq4_nl");
                 if (o->type != "bf16") {
                   std::filesystem::create_directories(o->out);
                   write_file(path_join(o->out, "config.json"), cfg);
