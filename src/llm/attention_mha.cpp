@@ -46,17 +46,16 @@ void AttentionMha::forward(const float* x, int N, std::span<const BatchSegment> 
     float* ks = k.data() + int64_t(s.row0) * kw;
     rope_.apply(qs, s.n, H_, qw, hd_, s.pos0, RopeStyle::kNeox);
     rope_.apply(ks, s.n, Hkv_, kw, hd_, s.pos0, RopeStyle::kNeox);
-    std::memcpy(cache.k_row(layer, s.pos0), ks, size_t(s.n * kw) * 4);
-    std::memcpy(cache.v_row(layer, s.pos0), v.data() + int64_t(s.row0) * kw, size_t(s.n * kw) * 4);
+    cache.write_k(layer, s.pos0, ks, s.n);
+    cache.write_v(layer, s.pos0, v.data() + int64_t(s.row0) * kw, s.n);
 
     AttentionArgs a;
     a.q = qs;
     a.q_stride_t = qw;
     a.q_stride_h = hd_;
-    a.k = cache.k_row(layer, 0);
+    set_cache_kv(cache, layer, &a);
     a.k_stride_s = kw;
     a.k_stride_h = hd_;
-    a.v = cache.v_row(layer, 0);
     a.v_stride_s = kw;
     a.v_stride_h = hd_;
     a.out = att.data() + int64_t(s.row0) * qw;

@@ -2,15 +2,30 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "core/error.h"
+#include "ops/spread.h"
 
 namespace dsvl2 {
 
 namespace {
 const float* opt(const Tensor& t) { return t.data() ? t.f32() : nullptr; }  // absent bias
 constexpr float kLoraNormEps = 1e-6f;  // DeepseekV2RMSNorm default, not rms_norm_eps
+
+// Decode-sized rows: a head's absorbed projection is a 128 KB matrix-vector
+// product, so whole heads go to the threads (one parallel region per layer
+// and phase instead of one per head); prompt-sized rows split each product.
+constexpr int kHeadsPerThreadRows = 8;
+
+void for_each_head(int N, const Ops& ops, int H, const std::function<void(int, const Ops&)>& fn) {
+  if (N <= kHeadsPerThreadRows) {
+    const std::vector<int64_t> cost(size_t(H), 1);
+    if (spread_items(ops, cost, fn)) return;
+  }
+  for (int h = 0; h < H; h++) fn(h, ops);
+}
 }  // namespace
 
 AttentionMla AttentionMla::load(const WeightSource& src, const std::string& prefix, const LanguageConfig& c) {
@@ -83,31 +98,35 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
   // Compressed kv into each sequence's cache rows: [c | k_pe], normalise c, rope k_pe.
   std::vector<float> raw(size_t(N * kvw));
   ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.data());
+  std::vector<float> kv;
   for (const BatchSegment& s : segs) {
-    float* kv = s.cache->k_row(layer, s.pos0);
+    kv.resize(size_t(s.n * kvw));
     for (int t = 0; t < s.n; t++) {
       const float* r = raw.data() + int64_t(s.row0 + t) * kvw;
-      ops.k->rms_norm(r, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv + t * kvw);
-      std::memcpy(kv + t * kvw + lora_, r + lora_, size_t(rope_dim_) * 4);
+      ops.k->rms_norm(r, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv.data() + t * kvw);
+      std::memcpy(kv.data() + t * kvw + lora_, r + lora_, size_t(rope_dim_) * 4);
     }
-    rope_.apply(kv + lora_, s.n, 1, kvw, 0, s.pos0, RopeStyle::kInterleaved);
+    rope_.apply(kv.data() + lora_, s.n, 1, kvw, 0, s.pos0, RopeStyle::kInterleaved);
+    s.cache->write_k(layer, s.pos0, kv.data(), s.n);
     rope_.apply(q.data() + int64_t(s.row0) * qw + nope_, s.n, H_, qw, qhd, s.pos0, RopeStyle::kInterleaved);
   }
 
   // Absorbed queries [N, H, kv_lora + rope] = [q_nope W_uk | q_pe].
-  std::vector<float> qc(size_t(N) * H_ * kvw), qn(size_t(N) * nope_), qa(size_t(N) * lora_);
+  std::vector<float> qc(size_t(N) * H_ * kvw);
   const size_t es = dtype_size(uk_t_.dtype());
-  for (int h = 0; h < H_; h++) {
+  auto absorb_head = [&](int h, const Ops& o) {
+    std::vector<float> qn(size_t(N) * nope_), qa(size_t(N) * lora_);
     for (int t = 0; t < N; t++) {
       const float* src = q.data() + t * qw + h * qhd;
       std::memcpy(qn.data() + int64_t(t) * nope_, src, size_t(nope_) * 4);
       std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw + lora_, src + nope_, size_t(rope_dim_) * 4);
     }
     Weight uk{uk_t_.dtype(), lora_, nope_, static_cast<const uint8_t*>(uk_t_.data()) + size_t(h) * lora_ * nope_ * es};
-    ops.linear(qn.data(), N, uk, nullptr, qa.data());
+    o.linear(qn.data(), N, uk, nullptr, qa.data());
     for (int t = 0; t < N; t++)
       std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw, qa.data() + int64_t(t) * lora_, size_t(lora_) * 4);
-  }
+  };
+  for_each_head(N, ops, H_, absorb_head);
 
   // MQA over each cache: keys [c | k_pe], values c. Output per head [H, N, kv_lora].
   std::vector<float> lat(size_t(H_) * N * lora_);
@@ -116,10 +135,9 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
     a.q = qc.data() + int64_t(s.row0) * H_ * kvw;
     a.q_stride_t = int64_t(H_) * kvw;
     a.q_stride_h = kvw;
-    a.k = s.cache->k_row(layer, 0);
+    set_cache_kv(*s.cache, layer, &a);  // values: the first kv_lora of each key row
     a.k_stride_s = kvw;
     a.k_stride_h = 0;
-    a.v = a.k;
     a.v_stride_s = kvw;
     a.v_stride_h = 0;
     a.out = lat.data() + int64_t(s.row0) * lora_;
@@ -139,15 +157,17 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
 
   // Up-project the latent output per head with W_uv, then o_proj.
   const int64_t ow = int64_t(H_) * v_dim_;
-  std::vector<float> att(size_t(N * ow)), vh(size_t(N) * v_dim_);
+  std::vector<float> att(size_t(N * ow));
   const size_t kes = dtype_size(kv_b_.dtype);
-  for (int h = 0; h < H_; h++) {
+  auto up_project_head = [&](int h, const Ops& o) {
+    std::vector<float> vh(size_t(N) * v_dim_);
     const auto* base = static_cast<const uint8_t*>(kv_b_.data) + (size_t(h) * (nope_ + v_dim_) + nope_) * lora_ * kes;
     Weight uv{kv_b_.dtype, v_dim_, lora_, base};
-    ops.linear(lat.data() + int64_t(h) * N * lora_, N, uv, nullptr, vh.data());
+    o.linear(lat.data() + int64_t(h) * N * lora_, N, uv, nullptr, vh.data());
     for (int t = 0; t < N; t++)
       std::memcpy(att.data() + t * ow + int64_t(h) * v_dim_, vh.data() + int64_t(t) * v_dim_, size_t(v_dim_) * 4);
-  }
+  };
+  for_each_head(N, ops, H_, up_project_head);
   ops.linear(att.data(), N, o_, opt(o_bias_), y);
 }
 

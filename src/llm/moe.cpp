@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "ops/spread.h"
 
 namespace dsvl2 {
 
@@ -195,35 +196,16 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   };
 
   // Few rows per expert (decode): each thread runs whole experts on its own
-  // and threads never wait for each other inside an expert. Items go to the
-  // least-loaded thread, largest first. The choice depends on rows per
-  // expert, not on T: a decode batch of 8 sequences qualifies.
-  const int threads = ops.pool->size();
+  // and threads never wait for each other inside an expert. The choice
+  // depends on rows per expert, not on T: a decode batch of 8 sequences qualifies.
   const bool few_rows_per_expert = !active.empty() && T * K <= kExpertParallelRowsPerExpert * int64_t(active.size());
-  if (few_rows_per_expert && threads > 1 && n_items >= threads && !ops.pool->in_job()) {
-    std::vector<std::pair<int64_t, int>> cost;  // (rows x width, item)
-    for (int i = 0; i < n_items; i++) {
-      const int64_t width = i == int(active.size()) ? shared_.inter * T
-                                                    : experts_[size_t(active[size_t(i)])].inter *
-                                                          int64_t(rows[size_t(active[size_t(i)])].size());
-      cost.push_back({width, i});
-    }
-    std::sort(cost.begin(), cost.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-    std::vector<std::vector<int>> plan(static_cast<size_t>(threads));
-    std::vector<int64_t> load(static_cast<size_t>(threads), 0);
-    for (const auto& [c, i] : cost) {
-      const size_t t = size_t(std::min_element(load.begin(), load.end()) - load.begin());
-      plan[t].push_back(i);
-      load[t] += c;
-    }
-    ops.pool->run_on_all([&](int t) {
-      ThreadPool solo(1);
-      const Ops o{ops.k, &solo, ops.compute};
-      for (int i : plan[size_t(t)]) run_item(i, o);
-    });
-  } else {
+  std::vector<int64_t> cost(static_cast<size_t>(n_items));  // rows x width
+  for (int i = 0; i < n_items; i++)
+    cost[size_t(i)] = i == int(active.size())
+                          ? shared_.inter * T
+                          : experts_[size_t(active[size_t(i)])].inter * int64_t(rows[size_t(active[size_t(i)])].size());
+  if (!few_rows_per_expert || !spread_items(ops, cost, run_item))
     for (int i = 0; i < n_items; i++) run_item(i, ops);
-  }
 
   std::fill(y, y + T * D, 0.f);
   for (size_t a = 0; a < active.size(); a++) {

@@ -9,7 +9,7 @@
 namespace dsvl2 {
 
 ChatSession::ChatSession(const VisionLanguageModel& model, const Ops& ops, const ChatSessionOptions& opt)
-    : model_(model), ops_(ops), cache_(model.config().language, opt.context) {
+    : model_(model), ops_(ops), cache_(model.config().language, opt.context, kv_dtype_for(ops.compute)) {
   if (!opt.system.empty()) conv_.push_back({ChatRole::kSystem, opt.system, 0});
 }
 

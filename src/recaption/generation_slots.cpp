@@ -9,7 +9,7 @@ GenerationSlots::GenerationSlots(const LanguageModel& lm, const Tokenizer* tok, 
     : lm_(lm), tok_(tok), ops_(ops), max_rows_(max_rows) {
   DSVL2_REQUIRE(slots >= 1 && slots <= 256, "the batch needs 1..256 slots, not %d", slots);
   slots_.resize(size_t(slots));
-  for (Slot& s : slots_) s.cache = std::make_unique<KVCache>(lm.config(), context);
+  for (Slot& s : slots_) s.cache = std::make_unique<KVCache>(lm.config(), context, kv_dtype_for(ops.compute));
 }
 
 GenerationSlots::~GenerationSlots() = default;

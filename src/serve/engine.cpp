@@ -54,7 +54,7 @@ Engine::Engine(const VisionLanguageModel& model, const Ops& ops, const EngineOpt
   DSVL2_REQUIRE(model.has_tokenizer(), "%s: serving needs tokenizer.json beside the model", model.dir().c_str());
   for (int i = 0; i < opt_.parallel; i++) {
     auto s = std::make_unique<Slot>();
-    s->cache = std::make_unique<KVCache>(model.config().language, opt_.context);
+    s->cache = std::make_unique<KVCache>(model.config().language, opt_.context, kv_dtype_for(ops.compute));
     kv_bytes_ += s->cache->bytes();
     slots_.push_back(std::move(s));
   }

@@ -238,6 +238,57 @@ TEST_P(CachedDecoding, GreedyStepLogitsEqualRecomputedPrefixes) {
 INSTANTIATE_TEST_SUITE_P(Attention, CachedDecoding, ::testing::Values(false, true),
                          [](const auto& info) { return std::string(info.param ? "mla" : "mha"); });
 
+// ---- bf16 KV cache; whole heads per thread --------------------------------
+
+// Every ISA table this CPU runs: a bf16 cache rounds each key and value once,
+// so greedy decoding stays within bf16 distance of the f32 cache, and the
+// rows really are rounded (the logits are not bit-equal).
+TEST_P(CachedDecoding, Bf16CacheTracksTheF32Cache) {
+  const LanguageConfig c = GetParam() ? mla_config(0) : mha_config();
+  RandomWeights rw(12);
+  LanguageModel lm(c, rw.source());
+  const int T = 7, D = c.hidden_size;
+  auto e = random_embeds(T, D, 4);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    const KernelTable* k = kernels_for(isa);
+    if (!k) continue;
+    ThreadPool pool(2);
+    const Ops ops{k, &pool, Compute::kF32};
+    KVCache f32_cache(c, 0, DType::kF32), bf16_cache(c, 0, DType::kBF16);
+    test::GreedyRun a = test::greedy(lm, e.data(), T, f32_cache, ops, 6);
+    test::GreedyRun b = test::greedy(lm, e.data(), T, bf16_cache, ops, 6);
+    ASSERT_EQ(a.step_logits.size(), b.step_logits.size());
+    double max_ref = 0;
+    for (float v : a.step_logits) max_ref = std::max(max_ref, double(std::fabs(v)));
+    const test::DiffStats d = test::diff(b.step_logits.data(), a.step_logits.data(), int64_t(a.step_logits.size()));
+    EXPECT_GT(d.max_abs, 0.0) << isa_name(isa);
+    EXPECT_LT(d.max_abs, 2e-2 * max_ref) << isa_name(isa);
+    EXPECT_EQ(a.ids[0], b.ids[0]) << isa_name(isa);
+  }
+}
+
+// Decode steps run the MLA heads' absorbed projections (and the MoE's
+// experts) whole on each thread; the values must not depend on the threads.
+TEST_P(CachedDecoding, ThreadCountDoesNotChangeDecoding) {
+  const LanguageConfig c = GetParam() ? mla_config(8) : mha_config();
+  RandomWeights rw(3);
+  LanguageModel lm(c, rw.source());
+  const int T = 5, D = c.hidden_size;
+  auto e = random_embeds(T, D, 2);
+  std::vector<test::GreedyRun> runs;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    const Ops ops{&kernels_best(), &pool, Compute::kF32};
+    KVCache cache(c);
+    runs.push_back(test::greedy(lm, e.data(), T, cache, ops, 6));
+  }
+  for (size_t i = 1; i < runs.size(); i++) {
+    EXPECT_EQ(runs[i].ids, runs[0].ids);
+    EXPECT_EQ(test::diff(runs[i].step_logits.data(), runs[0].step_logits.data(),
+                         int64_t(runs[0].step_logits.size())).max_abs, 0.0) << i;
+  }
+}
+
 // ---- Errors ------------------------------------------------------------------
 
 TEST(DecoderErrors, EmptyPromptAndContextOverflow) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "core/error.h"
 
 namespace dsvl2 {
@@ -60,15 +62,46 @@ TEST(KVCache, OddSizesFit) {
   L.num_attention_heads = 1;
   L.num_key_value_heads = 1;
   L.max_position_embeddings = 16;
-  for (int ctx : {1, 3, 16}) {
-    KVCache c(L, ctx);
-    for (int p = 0; p < ctx; p++) {
-      c.k_row(0, p)[7] = float(p);
-      c.v_row(0, p)[7] = float(-p);
+  for (DType t : {DType::kF32, DType::kBF16})
+    for (int ctx : {1, 3, 16}) {
+      KVCache c(L, ctx, t);
+      for (int p = 0; p < ctx; p++) {
+        float row[8] = {};
+        row[7] = float(p);
+        c.write_k(0, p, row, 1);
+        row[7] = float(-p);
+        c.write_v(0, p, row, 1);
+      }
+      const float last = t == DType::kF32 ? static_cast<const float*>(c.v_at(0, ctx - 1))[7]
+                                          : bf16_to_f32(static_cast<const uint16_t*>(c.v_at(0, ctx - 1))[7]);
+      EXPECT_EQ(last, float(1 - ctx));
+      EXPECT_EQ(c.bytes(), KVCache::bytes_for(L, ctx, t));
     }
-    EXPECT_EQ(c.v_row(0, ctx - 1)[7], float(1 - ctx));
-    EXPECT_EQ(c.bytes(), KVCache::bytes_for(L, ctx));
-  }
+}
+
+// A bf16 cache holds each value rounded once to the nearest bf16, in half the
+// bytes; the pool charges its budget by the cache's own size.
+TEST(KVCache, Bf16RowsRoundOnceAndTakeHalfTheBytes) {
+  LanguageConfig L;
+  L.use_mla = true;
+  L.num_hidden_layers = 3;
+  L.kv_lora_rank = 32;
+  L.qk_rope_head_dim = 16;
+  L.max_position_embeddings = 64;
+  EXPECT_EQ(KVCache::bytes_for(L, 10, DType::kBF16) * 2, KVCache::bytes_for(L, 10, DType::kF32));
+  KVCache c(L, 10, DType::kBF16);
+  EXPECT_EQ(c.v_width(), 0);
+  std::vector<float> rows(size_t(2 * c.k_width()));
+  for (size_t i = 0; i < rows.size(); i++) rows[i] = 1.0f + float(i) * 0.001953f;  // values bf16 cannot hold
+  c.write_k(2, 4, rows.data(), 2);
+  const auto* got = static_cast<const uint16_t*>(c.k_at(2, 4));
+  for (size_t i = 0; i < rows.size(); i++) ASSERT_EQ(got[i], f32_to_bf16(rows[i])) << i;
+  EXPECT_THROW(c.write_k(2, 9, rows.data(), 2), Error);  // past the capacity
+  EXPECT_THROW(KVCache(L, 10, DType::kF16), Error);
+  KVCachePool pool(L, KVCache::bytes_for(L, 10, DType::kBF16), DType::kBF16);
+  KVCachePool::Lease a = pool.acquire(10);
+  EXPECT_EQ(a->dtype(), DType::kBF16);
+  EXPECT_FALSE(pool.can_admit(1));
 }
 
 }  // namespace

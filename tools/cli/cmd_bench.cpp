@@ -42,7 +42,7 @@ Quality measure_quality(const Tensor& logits, const std::string& reference, cons
   const LanguageConfig& L = ref.config().language;
   DSVL2_REQUIRE(L.vocab_size == logits.dim(1), "--against %s: vocabulary %d differs from the model's %lld",
                 reference.c_str(), L.vocab_size, (long long)logits.dim(1));
-  KVCache cache(L, int(prompt.size()) + 1);
+  KVCache cache(L, int(prompt.size()) + 1, kv_dtype_for(ops.compute));
   Tensor e = ref.language().embed(prompt);
   Tensor want = ref.language().forward(e.f32(), int(prompt.size()), cache, ops, LogitsMode::kAll);
   const int64_t T = want.dim(0), V = want.dim(1);
@@ -103,16 +103,41 @@ std::vector<int32_t> random_text_ids(int n, int vocab, uint64_t seed) {
   return ids;
 }
 
-DType weights_dtype(const VisionLanguageModel& m) {
-  // The type of the largest matrices (the experts) names the file's quantization.
+// The stored types of the matrices a decoded token reads: the routed
+// experts', the other MLP matrices' (shared experts, else the dense MLP),
+// attention's (o_proj) and lm_head's (the embedding table when it is tied).
+// A mix such as `quantize --type q4_m` stores them in different types.
+struct WeightTypes {
+  DType experts, mlp, attention, head;
+  // "q4_0"; for a mix its distinct types, the experts' first: "iq4_nl+q8_0".
+  std::string name() const {
+    std::string s;
+    for (DType t : {experts, mlp, attention, head}) {
+      std::string n = dtype_name(t);
+      for (auto& c : n) c = char(std::tolower(c));
+      if (s.empty()) s = n;
+      else if (("+" + s + "+").find("+" + n + "+") == std::string::npos) s += "+" + n;
+    }
+    return s;
+  }
+};
+
+WeightTypes weight_types(const VisionLanguageModel& m) {
   const auto& L = m.config().language;
-  std::string name = L.n_routed_experts > 0 ? strformat("language.model.layers.%d.mlp.experts.0.up_proj.weight", L.num_hidden_layers - 1)
-                                            : "language.lm_head.weight";
   Checkpoint ck(m.dir());
-  TensorView v;
-  Shape s = L.n_routed_experts > 0 ? Shape{L.moe_intermediate_size, L.hidden_size} : Shape{L.vocab_size, L.hidden_size};
-  v = ck.require_weight(name, s);
-  return v.dtype;
+  auto stored = [&](const std::string& name) -> const TensorView* { return ck.find(name); };
+  const TensorView* head = stored("language.lm_head.weight");
+  if (!head) head = stored("language.model.embed_tokens.weight");
+  const int l = L.num_hidden_layers - 1;
+  const TensorView* experts =
+      L.n_routed_experts > 0 ? stored(strformat("language.model.layers.%d.mlp.experts.0.up_proj.weight", l)) : head;
+  const TensorView* mlp = stored(strformat("language.model.layers.%d.mlp.shared_experts.up_proj.weight", l));
+  if (!mlp) mlp = stored("language.model.layers.0.mlp.up_proj.weight");
+  if (!mlp) mlp = experts;
+  const TensorView* attn = stored(strformat("language.model.layers.%d.self_attn.o_proj.weight", l));
+  DSVL2_REQUIRE(head && experts && mlp && attn, "%s: no lm_head, MLP or o_proj matrix to read the weight types from",
+                m.dir().c_str());
+  return {experts->dtype, mlp->dtype, attn->dtype, head->dtype};
 }
 
 int run_bench(const BenchFlags& f) {
@@ -136,9 +161,8 @@ int run_bench(const BenchFlags& f) {
   const double load_s = since(t0);
   const LanguageConfig& L = model.config().language;
   const LanguageCost cost = language_cost_per_token(L);
-  const DType wdtype = weights_dtype(model);
-  std::string wtype = dtype_name(wdtype);
-  for (auto& c : wtype) c = char(std::tolower(c));
+  const WeightTypes wtypes = weight_types(model);
+  const std::string wtype = wtypes.name();
 
   // Vision: one 384x384 image without cropping = 2 tiles (global + local),
   // the best of three runs (one run varies by up to 25% on a shared machine).
@@ -152,14 +176,23 @@ int run_bench(const BenchFlags& f) {
   }
   const double vision_flops = model.vision().tower.flops_per_tile();
 
-  const double bytes_per_param = double(dtype_block_bytes(wdtype)) / double(dtype_block_elems(wdtype));
+  // Bytes per weight a decoded token reads, each part at its stored type (the
+  // average over the parts for a mix; batched steps use it for their extra
+  // experts too).
+  auto bpp = [](DType t) { return double(dtype_block_bytes(t)) / double(dtype_block_elems(t)); };
+  const int64_t other_mlp = cost.linear_params - cost.attention_params - cost.head_params - cost.routed_params;
+  const double bytes_per_param =
+      (double(cost.routed_params) * bpp(wtypes.experts) + double(other_mlp) * bpp(wtypes.mlp) +
+       double(cost.attention_params) * bpp(wtypes.attention) + double(cost.head_params) * bpp(wtypes.head)) /
+      double(cost.linear_params);
+
   // Prefill: a text-only prompt into an empty cache, logits for the last position.
   // Quick mode runs the same workloads, fewer times: its figures must agree with full mode's.
   const int n_prefill = 512, n_decode = 128;
   say("prefill %d tokens ...\n", n_prefill);
   std::vector<int32_t> prompt = random_text_ids(n_prefill, L.vocab_size, 1);
   {
-    KVCache cache(L, n_prefill + n_decode + 1);
+    KVCache cache(L, n_prefill + n_decode + 1, kv_dtype_for(ops.compute));
     Tensor e = model.language().embed(std::vector<int>(prompt.begin(), prompt.end()));
     t0 = std::chrono::steady_clock::now();
     model.language().forward(e.f32(), n_prefill, cache, ops, LogitsMode::kLast);
@@ -176,29 +209,39 @@ int run_bench(const BenchFlags& f) {
   // the decode, and judge the decode against the highest reading.
   const int mem_reps = f.quick ? 2 : 4;
   const double mem_before = measure_read_bandwidth(pool, size_t(1) << 30, mem_reps);
-  for (int n_seq : {1, 4, 8}) {
+  // Aggregate tok/s of n_seq sequences decoding n_decode tokens each after
+  // prompts of prompt_len positions (prefilled together, untimed).
+  auto decode_rate = [&](int n_seq, int prompt_len) {
     GenerateRequest req;
     req.max_new_tokens = n_decode + 1;  // the first token comes from the prefill
     std::vector<std::unique_ptr<KVCache>> caches;
     std::vector<std::unique_ptr<Sequence>> seqs;
     std::vector<Sequence*> live;
     for (int s = 0; s < n_seq; s++) {
-      caches.push_back(std::make_unique<KVCache>(L, 16 + n_decode + 1));
+      caches.push_back(std::make_unique<KVCache>(L, prompt_len + n_decode + 1, kv_dtype_for(ops.compute)));
       seqs.push_back(std::make_unique<Sequence>(nullptr, *caches.back(), req));
-      std::vector<int32_t> p16 = random_text_ids(16, L.vocab_size, 10 + uint64_t(s));
-      Tensor e = model.language().embed(std::vector<int>(p16.begin(), p16.end()));
-      seqs.back()->set_prompt(e.f32(), 16, L.hidden_size);
+      std::vector<int32_t> p = random_text_ids(prompt_len, L.vocab_size, 10 + uint64_t(s));
+      Tensor e = model.language().embed(std::vector<int>(p.begin(), p.end()));
+      seqs.back()->set_prompt(e.f32(), prompt_len, L.hidden_size);
       live.push_back(seqs.back().get());
     }
     step_sequences(model.language(), live, ops);  // every prompt in one batch
     t0 = std::chrono::steady_clock::now();
     int steps = 0;
     while (step_sequences(model.language(), live, ops) > 0) steps++;
-    const double tok_s = double(n_seq) * (steps + 1) / since(t0);
+    return double(n_seq) * (steps + 1) / since(t0);
+  };
+  for (int n_seq : {1, 4, 8}) {
+    const double tok_s = decode_rate(n_seq, 16);
     if (n_seq == 1) decode_tok_s = tok_s;
     batched.push_back({{"sequences", n_seq}, {"tok_s", tok_s},
                        {"weight_bytes_per_step", linear_params_per_step(L, n_seq) * bytes_per_param}});
   }
+  // Long context: the same decode after an image-sized prompt (a 640x480
+  // image and a question: 1,032 positions), whose cache each step also reads.
+  const int n_long = std::min(1032, L.max_position_embeddings - n_decode - 1);
+  say("decode %d tokens after %d positions ...\n", n_decode, n_long);
+  const double decode_long_tok_s = decode_rate(1, n_long);
 
   const double mem_after = measure_read_bandwidth(pool, size_t(1) << 30, mem_reps);
   const double mem_gbs = std::max({roof.mem_gbs, mem_before, mem_after});
@@ -215,7 +258,7 @@ int run_bench(const BenchFlags& f) {
   ids.insert(ids.end(), q.begin(), q.end());
   Tensor emb = model.embed_prompt(ids, image_token, &img, ops);
   {
-    KVCache cache(L, int(ids.size()) + 1);
+    KVCache cache(L, int(ids.size()) + 1, kv_dtype_for(ops.compute));
     model.language().forward(emb.f32(), int(ids.size()), cache, ops, LogitsMode::kLast);
   }
   const double ttft_s = since(t0);
@@ -227,7 +270,7 @@ int run_bench(const BenchFlags& f) {
     const int n = 256;
     std::vector<int32_t> text = random_text_ids(n, L.vocab_size, 3);
     std::vector<int> ids_q(text.begin(), text.end());
-    KVCache cache(L, n + 1);
+    KVCache cache(L, n + 1, kv_dtype_for(ops.compute));
     Tensor e = model.language().embed(ids_q);
     Tensor logits = model.language().forward(e.f32(), n, cache, ops, LogitsMode::kAll);
     quality = measure_quality(logits, f.against, ids_q, ops);
@@ -253,6 +296,8 @@ int run_bench(const BenchFlags& f) {
   j["decode_tokens"] = n_decode;
   j["decode_tok_s"] = decode_tok_s;
   j["decode_batched"] = batched;
+  j["decode_long_context"] = {{"prompt_positions", n_long}, {"tok_s", decode_long_tok_s},
+                              {"of_short", decode_long_tok_s / decode_tok_s}, {"kv_dtype", dtype_name(kv_dtype_for(ops.compute))}};
   j["ttft_s"] = ttft_s;
   j["ttft_image_tokens"] = img.num_image_tokens.as<int64_t>()[0];
   j["peak_rss_gb"] = rss_gb;
@@ -280,6 +325,8 @@ int run_bench(const BenchFlags& f) {
   for (const auto& b : batched)
     std::printf("| tg%d x %d sequences, aggregate tok/s | %.2f | | (%.2f GB of weights a step) |\n", n_decode,
                 b["sequences"].get<int>(), b["tok_s"].get<double>(), b["weight_bytes_per_step"].get<double>() * 1e-9);
+  std::printf("| tg%d after %d positions (%s KV cache) tok/s | %.2f | | %.2f of short |\n", n_decode, n_long,
+              dtype_name(kv_dtype_for(ops.compute)), decode_long_tok_s, decode_long_tok_s / decode_tok_s);
   std::printf("| ttft 640x480 + 20 tokens (s) | %.2f | | |\n", ttft_s);
   std::printf("| peak RSS (GB) | %.2f | | |\n", rss_gb);
   if (!f.against.empty())

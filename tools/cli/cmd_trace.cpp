@@ -54,7 +54,7 @@ int run_trace(const TraceOptions& o) {
   Tensor embeds = model.embed_prompt(ids, image_token_id, images.empty() ? nullptr : &pre, ops, &trace);
   const int T = int(ids.size());
   const LanguageModel& lm = model.language();
-  KVCache cache(model.config().language, T + o.steps);
+  KVCache cache(model.config().language, T + o.steps, kv_dtype_for(ops.compute));
   // Full-prompt logits through the cache; the greedy steps continue from it,
   // so generated_step_logits[0] == logits[-1] as in the official KV-cache path.
   Tensor logits = lm.forward(embeds.f32(), T, cache, ops, LogitsMode::kAll);
