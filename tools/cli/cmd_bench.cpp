@@ -225,7 +225,9 @@ int run_bench(const BenchFlags& f) {
       seqs.back()->set_prompt(e.f32(), prompt_len, L.hidden_size);
       live.push_back(seqs.back().get());
     }
-    step_sequences(model.language(), live, ops);  // every prompt in one batch
+    // Every prompt in one batch, whole (the default chunk would leave part of
+    // a long prompt to the timed steps).
+    step_sequences(model.language(), live, ops, std::max(kDefaultPrefillChunk, n_seq * prompt_len));
     t0 = std::chrono::steady_clock::now();
     int steps = 0;
     while (step_sequences(model.language(), live, ops) > 0) steps++;
