@@ -225,9 +225,14 @@ int run_bench(const BenchFlags& f) {
       seqs.back()->set_prompt(e.f32(), prompt_len, L.hidden_size);
       live.push_back(seqs.back().get());
     }
-    // Every prompt in one batch, whole (the default chunk would leave part of
-    // a long prompt to the timed steps).
-    step_sequences(model.language(), live, ops, std::max(kDefaultPrefillChunk, n_seq * prompt_len));
+    // The prompts, in the default chunks, all before the timed steps.
+    auto prompt_left = [&] {
+      for (const Sequence* q : live)
+        if (q->pending_prompt_rows() > 0) return true;
+      return false;
+    };
+    do step_sequences(model.language(), live, ops);
+    while (prompt_left());
     t0 = std::chrono::steady_clock::now();
     int steps = 0;
     while (step_sequences(model.language(), live, ops) > 0) steps++;
