@@ -3,6 +3,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,15 @@ GreedyRun greedy(const LanguageModel& lm, const float* embeds, int T, KVCache& c
 // Whether CI is running (CI=true): then missing golden data fails a test
 // instead of skipping it, so a run cannot pass by skipping.
 bool in_ci();
+
+// n normal values of standard deviation `scale`, fixed by `seed`.
+inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
 
 }  // namespace dsvl2::test
 

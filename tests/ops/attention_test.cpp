@@ -18,6 +18,7 @@
 
 #include "core/dtype.h"
 #include "ops/ops.h"
+#include "test_util.h"
 
 namespace dsvl2 {
 namespace {
@@ -32,13 +33,7 @@ std::vector<const KernelTable*> all_tables() {
   return out;
 }
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 struct Case {
   int T, S, H, Hkv, Dk, Dv;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/ops.h"
+#include "test_util.h"
 
 namespace dsvl2 {
 namespace {
@@ -31,13 +32,7 @@ std::vector<const KernelTable*> simd_tables() {
   if (tables_.empty()) GTEST_SKIP() << "no SIMD kernels for this CPU";      \
   for (const KernelTable* t : tables_)
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 // An output buffer with sentinels on both sides.
 struct Guarded {

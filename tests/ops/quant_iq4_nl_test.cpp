@@ -14,17 +14,12 @@
 #include "core/error.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
+#include "test_util.h"
 
 namespace dsvl2 {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 float grid_value(const BlockIQ4_NL& b, int j) {
   const int q = j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4;

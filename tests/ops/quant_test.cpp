@@ -13,17 +13,12 @@
 #include "core/error.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
+#include "test_util.h"
 
 namespace dsvl2 {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 TEST(Quant, Q8_0BlockMatchesHandComputedValues) {
   float x[32] = {};

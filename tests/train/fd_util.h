@@ -29,13 +29,7 @@ namespace dsvl2::fd {
 using json = nlohmann::json;
 constexpr double kInadmissible = std::numeric_limits<double>::quiet_NaN();
 
-inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using test::randn;
 
 inline double dot(const float* a, const float* b, int64_t n) {
   double s = 0;
