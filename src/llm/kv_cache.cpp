@@ -52,13 +52,13 @@ void store_rows(DType t, const float* rows, int64_t n, void* dst) {
 void KVCache::write_k(int layer, int pos, const float* rows, int n) {
   DSVL2_REQUIRE(layer >= 0 && layer < layers_ && pos >= 0 && n >= 0 && int64_t(pos) + n <= context_,
               "kv cache: write of %d rows at %d past capacity %d", n, pos, context_);
-  store_rows(dtype_, rows, int64_t(n) * k_width_, const_cast<void*>(k_at(layer, pos)));
+  store_rows(dtype_, rows, int64_t(n) * k_width_, k_ptr(layer, pos));
 }
 
 void KVCache::write_v(int layer, int pos, const float* rows, int n) {
   DSVL2_REQUIRE(layer >= 0 && layer < layers_ && pos >= 0 && n >= 0 && int64_t(pos) + n <= context_ && v_width_ > 0,
               "kv cache: write of %d rows at %d past capacity %d", n, pos, context_);
-  store_rows(dtype_, rows, int64_t(n) * v_width_, const_cast<void*>(v_at(layer, pos)));
+  store_rows(dtype_, rows, int64_t(n) * v_width_, v_ptr(layer, pos));
 }
 
 void KVCache::truncate(int n) {

@@ -49,8 +49,8 @@ class KVCache {
 
   DType dtype() const { return dtype_; }
   // Row `pos` of `layer` in the cache's dtype (read by attention).
-  const void* k_at(int layer, int pos) const { return k_ + ((int64_t(layer) * context_ + pos) * k_width_) * elem_; }
-  const void* v_at(int layer, int pos) const { return v_ + ((int64_t(layer) * context_ + pos) * v_width_) * elem_; }
+  const void* k_at(int layer, int pos) const { return k_ptr(layer, pos); }
+  const void* v_at(int layer, int pos) const { return v_ptr(layer, pos); }
   // Stores n rows (k_width / v_width floats each) from position pos on.
   void write_k(int layer, int pos, const float* rows, int n);
   void write_v(int layer, int pos, const float* rows, int n);
@@ -66,6 +66,8 @@ class KVCache {
   size_t bytes_ = 0;
   std::unique_ptr<Arena> mem_;
   char *k_ = nullptr, *v_ = nullptr;
+  char* k_ptr(int layer, int pos) const { return k_ + ((int64_t(layer) * context_ + pos) * k_width_) * elem_; }
+  char* v_ptr(int layer, int pos) const { return v_ + ((int64_t(layer) * context_ + pos) * v_width_) * elem_; }
 };
 
 // Points a's keys and values at row 0 of `layer` (f32 or bf16 fields by the
