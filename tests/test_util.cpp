@@ -1,10 +1,13 @@
 #include "test_util.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <vector>
 
 #include "core/file.h"
 #include "model/sequence.h"
@@ -36,10 +39,40 @@ std::string tokenizer_dir() {
 
 std::string binary_dir() { return DSVL2_BINARY_DIR; }
 
+namespace {
+// Removes every temp_dir() of this process when it exits normally (a test that
+// crashes keeps its files for a look). Only the creating process removes: a
+// forked child that exits must not delete what its parent still uses.
+// DSVL2_KEEP_TEST_TMP=1 keeps them.
+class TempDirs {
+ public:
+  void add(const fs::path& p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs_.push_back(p);
+  }
+  ~TempDirs() {
+    const char* keep = std::getenv("DSVL2_KEEP_TEST_TMP");
+    if (::getpid() != owner_ || (keep && *keep && std::string(keep) != "0")) return;
+    std::error_code ec;
+    for (const fs::path& p : dirs_) fs::remove_all(p, ec);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<fs::path> dirs_;
+  const pid_t owner_ = ::getpid();
+};
+TempDirs& temp_dirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+}  // namespace
+
 std::string temp_dir(const std::string& tag) {
   fs::path p = fs::temp_directory_path() / ("dsvl2_test_" + tag + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
+  temp_dirs().add(p);
   return p.string();
 }
 

@@ -20,7 +20,8 @@ std::string golden_dir();
 std::string tokenizer_dir();
 // Directory of the build (for running the dsvl2 binary in e2e tests).
 std::string binary_dir();
-// A fresh empty temporary directory for one test.
+// A fresh empty temporary directory for one test, removed with its contents
+// when the test process exits (DSVL2_KEEP_TEST_TMP=1 keeps it).
 std::string temp_dir(const std::string& tag);
 
 // Runs a shell command with `stdin_text` on its standard input; captures
