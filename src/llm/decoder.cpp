@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "ops/quant.h"
 
 namespace dsvl2 {
 
@@ -13,9 +14,8 @@ LanguageModel::LanguageModel(const LanguageConfig& c, const WeightSource& src, c
   DSVL2_REQUIRE(c.hidden_act == "silu", "language model: hidden_act \"%s\" is not supported", c.hidden_act.c_str());
   const int64_t D = c.hidden_size;
   const std::string m = prefix + "model.";
+  // Any matmul dtype; quantized rows are dequantized one token at a time.
   embed_tokens_ = load_linear(src, m + "embed_tokens.weight", c.vocab_size, D);
-  DSVL2_REQUIRE(!dtype_is_quantized(embed_tokens_.dtype), "%sembed_tokens.weight: must be F32, F16 or BF16, not %s",
-                m.c_str(), dtype_name(embed_tokens_.dtype));
   lm_head_ = load_linear(src, prefix + "lm_head.weight", c.vocab_size, D);
   final_norm_ = load_vector(src, m + "norm.weight", D);
   layers_.resize(size_t(c.num_hidden_layers));
@@ -62,10 +62,15 @@ void LanguageModel::embed(const int* ids, int T, float* out) const {
     DSVL2_REQUIRE(ids[t] >= 0 && ids[t] < cfg_.vocab_size, "token id %d at position %d is outside the vocabulary (%d)",
                   ids[t], t, cfg_.vocab_size);
     float* o = out + t * D;
-    const size_t es = dtype_size(embed_tokens_.dtype);
-    const void* row = static_cast<const uint8_t*>(embed_tokens_.data) + size_t(ids[t]) * D * es;
-    TensorView v{embed_tokens_.dtype, {D}, row, size_t(D) * es};
-    Tensor f = to_f32(v);
+    uint64_t row_bytes = 0;
+    DSVL2_CHECK(dtype_bytes(embed_tokens_.dtype, D, &row_bytes), "embed_tokens: rows of %lld are not whole blocks",
+                (long long)D);
+    const void* row = static_cast<const uint8_t*>(embed_tokens_.data) + size_t(ids[t]) * size_t(row_bytes);
+    if (dtype_is_quantized(embed_tokens_.dtype)) {
+      dequantize_blocks(embed_tokens_.dtype, row, D, o);
+      continue;
+    }
+    Tensor f = to_f32(TensorView{embed_tokens_.dtype, {D}, row, size_t(row_bytes)});
     std::memcpy(o, f.f32(), size_t(D) * 4);
   }
 }

@@ -20,11 +20,12 @@ namespace {
 
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
-enum class Part { kNone, kExperts, kShared, kDense, kAttention, kHead, kVision, kProjector };
+enum class Part { kNone, kExperts, kShared, kDense, kAttention, kHead, kEmbed, kVision, kProjector };
 
 // Which part a tensor belongs to; kNone when it is never quantized.
 Part part_of(const std::string& n) {
   if (n == "language.lm_head.weight") return Part::kHead;
+  if (n == "language.model.embed_tokens.weight") return Part::kEmbed;
   if (n.rfind("vision.blocks.", 0) == 0 && contains(n, ".weight") &&
       (contains(n, ".attn.qkv.") || contains(n, ".attn.proj.") || contains(n, ".mlp.fc")))
     return Part::kVision;
@@ -45,6 +46,7 @@ bool chosen(Part p, const QuantizeParts& q) {
     case Part::kDense: return q.dense;
     case Part::kAttention: return q.attention;
     case Part::kHead: return q.head;
+    case Part::kEmbed: return q.embed;
     case Part::kVision: return q.vision;
     case Part::kProjector: return q.projector;
     case Part::kNone: break;
@@ -54,22 +56,32 @@ bool chosen(Part p, const QuantizeParts& q) {
 
 // The block type --type gives each part: one type everywhere, or the q4_m
 // mix: the routed experts (most of the weights; a token reads 6 of 64-72 and
-// averages their outputs) in IQ4_NL, every other matrix in Q8_0. On Tiny's
-// real dimensions that mix measured a mean KL of 0.043 against BF16; with the
-// shared experts and dense MLP in IQ4_NL too, 0.35, for 1.7 % less file
-// (docs/performance.md). `experts` names the file's type (general.file_type,
-// as llama.cpp names a mix by its main type); kBF16 for "bf16", which
-// quantizes nothing.
+// averages their outputs) and lm_head (a third of the bytes a Tiny decode
+// step reads at Q8_0) in IQ4_NL, every other matrix in Q8_0. On Tiny's real
+// dimensions the experts alone in IQ4_NL measured a mean KL of 0.043 against
+// BF16, lm_head alone 0.017; with the shared experts and dense MLP in IQ4_NL
+// too, 0.35 for 1.7 % less file (docs/performance.md). `experts` names the
+// file's type (general.file_type, as llama.cpp names a mix by its main type);
+// kBF16 for "bf16", which quantizes nothing. Every type stores the embedding
+// table in Q8_0: a token reads one row of it, so its precision costs file
+// size, never decode time, and 4-bit rows measurably perturbed every prompt.
 struct Recipe {
-  GgmlType experts = GgmlType::kBF16, other = GgmlType::kBF16;
-  GgmlType of(Part p) const { return p == Part::kExperts ? experts : other; }
+  GgmlType experts = GgmlType::kBF16, head = GgmlType::kBF16, other = GgmlType::kBF16;
+  GgmlType of(Part p) const {
+    switch (p) {
+      case Part::kExperts: return experts;
+      case Part::kHead: return head;
+      case Part::kEmbed: return GgmlType::kQ8_0;
+      default: return other;
+    }
+  }
 };
 
 Recipe recipe_of(const std::string& type) {
-  if (type == "q8_0") return {GgmlType::kQ8_0, GgmlType::kQ8_0};
-  if (type == "q4_0") return {GgmlType::kQ4_0, GgmlType::kQ4_0};
-  if (type == "iq4_nl") return {GgmlType::kIQ4_NL, GgmlType::kIQ4_NL};
-  if (type == "q4_m") return {GgmlType::kIQ4_NL, GgmlType::kQ8_0};
+  if (type == "q8_0") return {GgmlType::kQ8_0, GgmlType::kQ8_0, GgmlType::kQ8_0};
+  if (type == "q4_0") return {GgmlType::kQ4_0, GgmlType::kQ4_0, GgmlType::kQ4_0};
+  if (type == "iq4_nl") return {GgmlType::kIQ4_NL, GgmlType::kIQ4_NL, GgmlType::kIQ4_NL};
+  if (type == "q4_m") return {GgmlType::kIQ4_NL, GgmlType::kIQ4_NL, GgmlType::kQ8_0};
   if (type == "bf16") return {};
   DSVL2_FAIL("--type \"%s\": supported types are q4_m, q8_0, q4_0, iq4_nl and bf16", type.c_str());
 }
@@ -154,8 +166,8 @@ QuantizeStats write_random_gguf(const std::string& out_path, const std::string& 
 
 QuantizeParts parse_quantize_parts(const std::string& list) {
   if (list.empty() || list == "language") return {};
-  QuantizeParts p{false, false, false, false, false, false, false};
-  if (list == "all") return {true, true, true, true, true, true, true};
+  QuantizeParts p{false, false, false, false, false, false, false, false};
+  if (list == "all") return {true, true, true, true, true, true, true, true};
   std::stringstream ss(list);
   std::string item;
   while (std::getline(ss, item, ',')) {
@@ -164,12 +176,13 @@ QuantizeParts parse_quantize_parts(const std::string& list) {
     else if (item == "dense") p.dense = true;
     else if (item == "attention") p.attention = true;
     else if (item == "head") p.head = true;
+    else if (item == "embed") p.embed = true;
     else if (item == "vision") p.vision = true;
     else if (item == "projector") p.projector = true;
-    else if (item == "language") p.experts = p.shared = p.dense = p.attention = p.head = true;
+    else if (item == "language") p.experts = p.shared = p.dense = p.attention = p.head = p.embed = true;
     else
-      DSVL2_FAIL("--parts: unknown part \"%s\" (experts, shared, dense, attention, head, vision, projector, "
-                 "language or all)", item.c_str());
+      DSVL2_FAIL("--parts: unknown part \"%s\" (experts, shared, dense, attention, head, embed, vision, "
+                 "projector, language or all)", item.c_str());
   }
   return p;
 }

@@ -10,8 +10,8 @@ namespace dsvl2 {
 
 class ThreadPool;
 
-// Parts that can be quantized. The embedding table, the MoE router, MLA's
-// kv_b_proj, the patch embedding and every vector always stay in their stored
+// Parts that can be quantized. The MoE router, MLA's kv_b_proj, the patch
+// embedding and every vector always stay in their stored
 // type (their loaders read them element-wise or in f32), as does any matrix
 // whose rows are not whole 32-element blocks (SigLIP's fc2, 4304 wide).
 struct QuantizeParts {
@@ -20,11 +20,12 @@ struct QuantizeParts {
   bool dense = true;       // dense MLP of the first layers
   bool attention = true;   // q/k/v/o, q_a/q_b, kv_a projections
   bool head = true;        // lm_head
+  bool embed = true;       // embed_tokens (one row read a token)
   bool vision = false;     // SigLIP blocks' qkv, proj, fc1 (opt-in)
   bool projector = false;  // the MLP adaptor's layers (opt-in)
 };
-// A comma list of experts, shared, dense, attention, head, vision, projector;
-// "language" (the default: the first five) or "all" (every part). Throws
+// A comma list of experts, shared, dense, attention, head, embed, vision,
+// projector; "language" (the default: the first six) or "all" (every part). Throws
 // Error on unknown names.
 QuantizeParts parse_quantize_parts(const std::string& list);
 
@@ -44,9 +45,9 @@ QuantizeStats write_random_gguf(const std::string& out_path, const std::string& 
 // type (ggml layouts, blocks of 32 with an f16 scale; docs/performance.md has
 // the measured quality):
 //   "q4_m"   the recommended mix: the routed experts (nearly all the
-//            weights) in IQ4_NL, every other chosen matrix (shared experts,
-//            dense MLP, attention, lm_head; vision and projector when
-//            chosen) in Q8_0
+//            weights) and lm_head in IQ4_NL, every other chosen matrix
+//            (shared experts, dense MLP, attention, embed_tokens; vision and
+//            projector when chosen) in Q8_0
 //   "q8_0"   int8 values            "q4_0"  4-bit, evenly spaced
 //   "iq4_nl" 4-bit indices into ggml's non-linear grid (ggml type 20)
 //   "bf16"   copy, nothing quantized

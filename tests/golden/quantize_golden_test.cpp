@@ -133,10 +133,12 @@ TEST_P(QuantizeGolden, AgreesWithBf16) {
 // small model is a single draw, and tiny_like and base_like drew worse than
 // Q4_0 (perturbing the weights by 1e-3 of their RMS before quantizing moves
 // either type's KL by +-15% here), so IQ4_NL against Q4_0 is judged over many
-// models below. The q4_m mix (routed experts IQ4_NL, the rest Q8_0) measured
-// 0.910-0.913 / 0.0045-0.0047, 0.956-0.962 / 0.0025-0.0026 and 0.815-0.838 /
-// 0.058-0.059: a sixth of IQ4_NL's KL or less on every model, far outside
-// that noise, so it must beat IQ4_NL here.
+// models below. The q4_m mix (routed experts and lm_head IQ4_NL, the rest
+// Q8_0) measured 0.807-0.863 / 0.0177-0.0192, 0.863-0.889 / 0.0136-0.0154 and
+// 0.759-0.773 / 0.076-0.084 (with lm_head in Q8_0 it was 0.910-0.913 /
+// 0.0045, 0.956-0.962 / 0.0025 and 0.815-0.838 / 0.058: at these toy widths
+// the 4-bit lm_head is most of the mix's KL): under a quarter of IQ4_NL's KL
+// on every model, far outside that noise, so it must beat IQ4_NL here.
 INSTANTIATE_TEST_SUITE_P(AllCases, QuantizeGolden,
                          ::testing::Values(QuantCase{"tiny_like", "q8_0", 0.93, 0.02},
                                            QuantCase{"small_like", "q8_0", 0.93, 0.02},
@@ -147,9 +149,9 @@ INSTANTIATE_TEST_SUITE_P(AllCases, QuantizeGolden,
                                            QuantCase{"tiny_like", "iq4_nl", 0.6, 0.15},
                                            QuantCase{"small_like", "iq4_nl", 0.7, 0.1},
                                            QuantCase{"base_like", "iq4_nl", 0.4, 0.5},
-                                           QuantCase{"tiny_like", "q4_m", 0.85, 0.015, "language", "iq4_nl"},
-                                           QuantCase{"small_like", "q4_m", 0.9, 0.01, "language", "iq4_nl"},
-                                           QuantCase{"base_like", "q4_m", 0.75, 0.1, "language", "iq4_nl"},
+                                           QuantCase{"tiny_like", "q4_m", 0.78, 0.025, "language", "iq4_nl"},
+                                           QuantCase{"small_like", "q4_m", 0.84, 0.02, "language", "iq4_nl"},
+                                           QuantCase{"base_like", "q4_m", 0.72, 0.11, "language", "iq4_nl"},
                                            QuantCase{"tiny_like", "q8_0", 0.9, 0.03, "all"},
                                            QuantCase{"base_like", "q8_0", 0.9, 0.03, "all"}),
                          [](const auto& info) { return info.param.name + "_" + info.param.type + "_" + info.param.parts; });
@@ -170,9 +172,9 @@ double mean_kl(const Tensor& a, const Tensor& b) {
 // and vocabulary at toy widths, random weights from six seeds), 64 random
 // tokens each. Each model is a fresh draw of the quantization noise, so the
 // average shows the types' difference where one golden model cannot.
-// Measured (KL q4_0 / iq4_nl / q4_m): 0.325/0.291/0.012, 0.441/0.388/0.010,
-// 0.344/0.317/0.008, 0.463/0.355/0.010, 0.570/0.411/0.011, 0.308/0.277/0.011:
-// IQ4_NL lower on every seed, 0.83x on average; q4_m 0.027x.
+// Measured (KL q4_0 / iq4_nl / q4_m): 0.324/0.290/0.026, 0.440/0.388/0.033,
+// 0.342/0.317/0.026, 0.463/0.358/0.028, 0.568/0.401/0.029, 0.306/0.277/0.028:
+// IQ4_NL lower on every seed, 0.84x on average; q4_m 0.069x.
 TEST(QuantizeEnsemble, Iq4NlBeatsQ4_0AcrossRandomModels) {
   ThreadPool pool(2);
   const Ops ops{&kernels_best(), &pool, Compute::kBF16};

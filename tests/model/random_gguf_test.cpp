@@ -3,6 +3,7 @@
 // result must run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -56,9 +57,10 @@ TEST_P(RandomGguf, EqualsQuantizedBf16CheckpointAndRuns) {
 
 INSTANTIATE_TEST_SUITE_P(Types, RandomGguf, ::testing::Values("q8_0", "q4_0", "iq4_nl", "q4_m"));
 
-// q4_m: the routed experts in IQ4_NL; shared experts, dense MLP, attention,
-// lm_head, vision and projector (when chosen) in Q8_0; the rest as stored.
-// general.file_type names the main type (LLAMA_FTYPE_MOSTLY_IQ4_NL).
+// q4_m: the routed experts and lm_head in IQ4_NL; shared experts, dense MLP,
+// attention, embed_tokens, vision and projector (when chosen) in Q8_0; the
+// rest as stored. general.file_type names the main type
+// (LLAMA_FTYPE_MOSTLY_IQ4_NL). The model loads and embeds from the Q8_0 table.
 TEST(QuantizeParts, Q4MMixStoresEachPartInItsType) {
   const std::string dir = test::temp_dir("q4_m_mix");
   ThreadPool pool(2);
@@ -70,43 +72,58 @@ TEST(QuantizeParts, Q4MMixStoresEachPartInItsType) {
   GgufFile f(dir + "/mix.gguf");
   EXPECT_EQ(f.metadata().get<uint32_t>("general.file_type"), 25u);
   auto has = [](const std::string& n, const char* part) { return n.find(part) != std::string::npos; };
-  int experts = 0, q8[5] = {};  // shared, dense, attention, lm_head, vision + projector
+  int iq4[2] = {}, q8[5] = {};  // routed experts, lm_head | shared, dense, attention, embed, vision + projector
   for (const GgufTensor& t : f.tensors()) {
     const std::string& n = t.name;
     SCOPED_TRACE(n);
     const bool layer_matrix = n.rfind("language.model.layers.", 0) == 0 && has(n, "_proj.weight");
-    if (layer_matrix && has(n, ".mlp.experts.")) {
-      EXPECT_EQ(t.view.dtype, DType::kIQ4_NL);
-      experts++;
-      continue;
-    }
-    int part = -1;
-    if (layer_matrix && has(n, ".mlp.shared_experts.")) part = 0;
-    else if (layer_matrix && has(n, ".mlp.")) part = 1;
-    else if (layer_matrix && has(n, ".self_attn.") && !has(n, "kv_b_proj")) part = 2;
-    else if (n == "language.lm_head.weight") part = 3;
+    int four = -1, eight = -1;
+    if (layer_matrix && has(n, ".mlp.experts.")) four = 0;
+    else if (n == "language.lm_head.weight") four = 1;
+    else if (layer_matrix && has(n, ".mlp.shared_experts.")) eight = 0;
+    else if (layer_matrix && has(n, ".mlp.")) eight = 1;
+    else if (layer_matrix && has(n, ".self_attn.") && !has(n, "kv_b_proj")) eight = 2;
+    else if (n == "language.model.embed_tokens.weight") eight = 3;
     else if ((n.rfind("vision.blocks.", 0) == 0 && has(n, ".attn.qkv.weight")) || n == "projector.layers.0.weight")
-      part = 4;
-    if (part >= 0) {
+      eight = 4;
+    if (four >= 0) {
+      EXPECT_EQ(t.view.dtype, DType::kIQ4_NL);
+      iq4[four]++;
+    } else if (eight >= 0) {
       EXPECT_EQ(t.view.dtype, DType::kQ8_0);
-      q8[part]++;
-    } else if (n == "language.model.embed_tokens.weight" || has(n, "norm") || has(n, ".mlp.gate.weight")) {
+      q8[eight]++;
+    } else if (has(n, "norm") || has(n, ".mlp.gate.weight")) {
       EXPECT_FALSE(dtype_is_quantized(t.view.dtype));
     }
   }
-  EXPECT_GT(experts, 0);
+  for (int c : iq4) EXPECT_GT(c, 0);
   for (int c : q8) EXPECT_GT(c, 0);
+
+  // The embedding rows read back from the Q8_0 table are the BF16 rows to
+  // within Q8_0's rounding (half a step of each block's scale).
+  VisionLanguageModel bf16(dir + "/bf16"), mix(dir + "/mix.gguf");
+  const std::vector<int> ids = {0, 1, 17, int(bf16.config().language.vocab_size) - 1};
+  const Tensor a = bf16.language().embed(ids), b = mix.language().embed(ids);
+  const int64_t D = a.dim(1);
+  for (size_t t = 0; t < ids.size(); t++)
+    for (int64_t b0 = 0; b0 < D; b0 += 32) {
+      float amax = 0;
+      for (int64_t d = b0; d < b0 + 32; d++) amax = std::max(amax, std::fabs(a.f32()[t * D + d]));
+      for (int64_t d = b0; d < b0 + 32; d++)
+        ASSERT_NEAR(b.f32()[t * D + d], a.f32()[t * D + d], amax / 127.f * 0.5f + amax * 2e-3f) << "id " << ids[t];
+    }
 }
 
 TEST(QuantizeParts, ParsesListsAndRejectsUnknownNames) {
   const QuantizeParts lang = parse_quantize_parts("language");
-  EXPECT_TRUE(lang.experts && lang.shared && lang.dense && lang.attention && lang.head);
+  EXPECT_TRUE(lang.experts && lang.shared && lang.dense && lang.attention && lang.head && lang.embed);
   EXPECT_FALSE(lang.vision || lang.projector);
   const QuantizeParts all = parse_quantize_parts("all");
   EXPECT_TRUE(all.vision && all.projector && all.experts && all.head);
   const QuantizeParts some = parse_quantize_parts("experts,vision");
   EXPECT_TRUE(some.experts && some.vision);
-  EXPECT_FALSE(some.shared || some.attention || some.head || some.projector);
+  EXPECT_FALSE(some.shared || some.attention || some.head || some.embed || some.projector);
+  EXPECT_TRUE(parse_quantize_parts("embed").embed);
   EXPECT_THROW(parse_quantize_parts("experts,eyes"), Error);
   EXPECT_THROW(quantize_checkpoint("/nonexistent", "q5_k", {}, "/tmp/x.gguf"), Error);
 }
