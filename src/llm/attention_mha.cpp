@@ -37,9 +37,13 @@ void AttentionMha::forward(const float* x, int N, std::span<const BatchSegment> 
                            float* y) const {
   const int64_t qw = int64_t(H_) * hd_, kw = int64_t(Hkv_) * hd_;
   std::vector<float> q(size_t(N * qw)), att(size_t(N * qw)), k(size_t(N * kw)), v(size_t(N * kw));
-  ops.linear(x, N, q_, opt(q_b_), q.data());
-  ops.linear(x, N, k_, opt(k_b_), k.data());
-  ops.linear(x, N, v_, opt(v_b_), v.data());
+  if (q_b_.data()) {
+    ops.linear(x, N, q_, opt(q_b_), q.data());
+    ops.linear(x, N, k_, opt(k_b_), k.data());
+    ops.linear(x, N, v_, opt(v_b_), v.data());
+  } else {
+    linear_parts(ops, x, N, qkv_, {&q_, &k_, &v_}, {q.data(), k.data(), v.data()});
+  }
   for (const BatchSegment& s : segs) {
     KVCache& cache = *s.cache;
     float* qs = q.data() + int64_t(s.row0) * qw;

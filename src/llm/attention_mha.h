@@ -11,6 +11,7 @@
 #include "llm/rope.h"
 #include "llm/weights.h"
 #include "ops/ops.h"
+#include "ops/prepack.h"
 
 namespace dsvl2 {
 
@@ -29,6 +30,11 @@ class AttentionMha {
     f(v_);
     f(o_);
   }
+  // q, k and v read the same input: one fused product (no biases only).
+  template <class F>
+  void for_each_fusable(F&& f) {
+    if (!q_b_.data()) f(FuseGroup{{&q_, &k_, &v_}, &qkv_});
+  }
 
  private:
   AttentionMha(int heads, int kv_heads, int head_dim, const Rope& rope)
@@ -37,6 +43,7 @@ class AttentionMha {
   int64_t hidden_ = 0;
   Rope rope_;
   Weight q_, k_, v_, o_;
+  FusedWeight qkv_;
   Tensor q_b_, k_b_, v_b_, o_b_;  // biases when attention_bias
 };
 

@@ -85,19 +85,24 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
   const int64_t qhd = nope_ + rope_dim_, kvw = lora_ + rope_dim_;
   const int64_t qw = int64_t(H_) * qhd;
 
-  // Queries.
-  std::vector<float> q(size_t(N * qw));
-  if (q_lora_ == 0) {
-    ops.linear(x, N, q_, nullptr, q.data());
+  // The products of x: the query's first projection and kv_a, fused when
+  // there are no biases.
+  std::vector<float> q(size_t(N * qw)), raw(size_t(N * kvw)), qa;
+  if (q_lora_) qa.resize(size_t(N) * q_lora_);
+  float* q_first = q_lora_ ? qa.data() : q.data();
+  if (q_a_bias_.data() || kv_a_bias_.data()) {
+    ops.linear(x, N, q_lora_ ? q_a_ : q_, opt(q_a_bias_), q_first);
+    ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.data());
   } else {
-    std::vector<float> qa(size_t(N) * q_lora_), qn(qa.size());
-    ops.linear(x, N, q_a_, opt(q_a_bias_), qa.data());
+    linear_parts(ops, x, N, q_kv_a_, {q_lora_ ? &q_a_ : &q_, &kv_a_}, {q_first, raw.data()});
+  }
+  // Queries.
+  if (q_lora_) {
+    std::vector<float> qn(qa.size());
     ops.k->rms_norm(qa.data(), N, q_lora_, q_a_norm_.f32(), kLoraNormEps, qn.data());
     ops.linear(qn.data(), N, q_b_, nullptr, q.data());
   }
   // Compressed kv into each sequence's cache rows: [c | k_pe], normalise c, rope k_pe.
-  std::vector<float> raw(size_t(N * kvw));
-  ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.data());
   std::vector<float> kv;
   for (const BatchSegment& s : segs) {
     kv.resize(size_t(s.n * kvw));

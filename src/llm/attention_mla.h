@@ -16,6 +16,7 @@
 #include "llm/rope.h"
 #include "llm/weights.h"
 #include "ops/ops.h"
+#include "ops/prepack.h"
 
 namespace dsvl2 {
 
@@ -34,6 +35,11 @@ class AttentionMla {
     for (Weight* w : {&q_, &q_a_, &q_b_, &kv_a_, &o_})
       if (!w->empty()) f(*w);
   }
+  // The query's first projection and kv_a read the same input (no biases only).
+  template <class F>
+  void for_each_fusable(F&& f) {
+    if (!q_a_bias_.data() && !kv_a_bias_.data()) f(FuseGroup{{q_lora_ ? &q_a_ : &q_, &kv_a_}, &q_kv_a_});
+  }
 
  private:
   explicit AttentionMla(const Rope& rope) : rope_(rope) {}
@@ -42,6 +48,7 @@ class AttentionMla {
   float scale_ = 1.f;
   Rope rope_;
   Weight q_, q_a_, q_b_, kv_a_, kv_b_, o_;
+  FusedWeight q_kv_a_;
   Tensor q_a_norm_, kv_a_norm_;
   Tensor q_a_bias_, kv_a_bias_, o_bias_;  // when attention_bias
   // W_uk^T per head [H, kv_lora, nope] in the stored dtype (exact copy), so that

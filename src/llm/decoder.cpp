@@ -46,13 +46,25 @@ void LanguageModel::for_each_linear(F&& f) {
   f(lm_head_);
 }
 
+template <class F>
+void LanguageModel::for_each_fusable(F&& f) {
+  for (Layer& L : layers_) {
+    if (L.mla) L.mla->for_each_fusable(f);
+    if (L.mha) L.mha->for_each_fusable(f);
+    if (L.dense) L.dense->for_each_fusable(f);
+    if (L.moe) L.moe->for_each_fusable(f);
+  }
+}
+
 size_t LanguageModel::prepare(const Ops& ops, const ReleaseSource& release) {
   DSVL2_REQUIRE(!prepared_, "language model: prepare() was already called");
   prepared_ = true;
   std::vector<Weight*> ws;
   for_each_linear([&](Weight& w) { ws.push_back(&w); });
+  std::vector<FuseGroup> groups;
+  for_each_fusable([&](FuseGroup g) { groups.push_back(std::move(g)); });
   size_t bytes = 0;
-  packed_ = prepack_weights(ws, ops, release, &bytes);
+  packed_ = prepack_weights(ws, groups, ops, release, &bytes);
   return bytes;
 }
 

@@ -98,6 +98,8 @@ class LanguageModel {
 
   template <class F>
   void for_each_linear(F&& f);
+  template <class F>
+  void for_each_fusable(F&& f);
 
   LanguageConfig cfg_;
   std::unique_ptr<Arena> packed_;

@@ -1,5 +1,6 @@
 #include "llm/mlp.h"
 
+#include <cstring>
 #include <vector>
 
 namespace dsvl2 {
@@ -16,11 +17,25 @@ Mlp Mlp::load(const WeightSource& src, const std::string& prefix, int64_t hidden
 
 void Mlp::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   if (T == 0) return;
-  std::vector<float> g(size_t(T * inter)), u(size_t(T * inter));
-  ops.linear(x, T, gate, nullptr, g.data());
-  ops.linear(x, T, up, nullptr, u.data());
-  ops.k->silu_mul(g.data(), u.data(), T * inter);
-  ops.linear(g.data(), T, down, nullptr, y);
+  std::vector<float> h(size_t(T * inter));
+  if (gate_up.usable(ops)) {
+    // One product [T, gate | up]; each row's silu(gate) * up into h, rows on
+    // every thread (the prompt's rows are megabytes).
+    std::vector<float> gu(size_t(T * 2 * inter));
+    ops.linear(x, T, gate_up.w, nullptr, gu.data());
+    ops.pool->parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; t++) {
+        std::memcpy(h.data() + t * inter, gu.data() + t * 2 * inter, size_t(inter) * sizeof(float));
+        ops.k->silu_mul(h.data() + t * inter, gu.data() + (t * 2 + 1) * inter, inter);
+      }
+    }, 16);
+  } else {
+    std::vector<float> u(size_t(T * inter));
+    ops.linear(x, T, gate, nullptr, h.data());
+    ops.linear(x, T, up, nullptr, u.data());
+    ops.k->silu_mul(h.data(), u.data(), T * inter);
+  }
+  ops.linear(h.data(), T, down, nullptr, y);
 }
 
 }  // namespace dsvl2

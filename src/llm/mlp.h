@@ -5,11 +5,13 @@
 
 #include "llm/weights.h"
 #include "ops/ops.h"
+#include "ops/prepack.h"
 
 namespace dsvl2 {
 
 struct Mlp {
   Weight gate, up, down;  // [inter, hidden], [inter, hidden], [hidden, inter]
+  FusedWeight gate_up;     // gate and up as one product, once prepared
   int64_t hidden = 0, inter = 0;
 
   // `prefix` ends with '.', e.g. "language.model.layers.0.mlp.".
@@ -21,6 +23,10 @@ struct Mlp {
     f(gate);
     f(up);
     f(down);
+  }
+  template <class F>
+  void for_each_fusable(F&& f) {
+    f(FuseGroup{{&gate, &up}, &gate_up});
   }
 };
 

@@ -64,6 +64,11 @@ class Moe {
     for (Mlp& e : experts_) e.for_each_linear(f);
     if (has_shared_) shared_.for_each_linear(f);
   }
+  template <class F>
+  void for_each_fusable(F&& f) {
+    for (Mlp& e : experts_) e.for_each_fusable(f);
+    if (has_shared_) shared_.for_each_fusable(f);
+  }
 
  private:
   RouterConfig rc_;
