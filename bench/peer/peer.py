@@ -590,7 +590,8 @@ def cmd_table(a: argparse.Namespace) -> None:
             best_tg = max((r for r in runs if r["tg128"]), key=lambda r: r["tg128"], default=None)
             sz = load_json(raw / f"size-dsvl2-{dtype}.json")
             row["dsvl2"] = {
-                "file": dfile, "file_gb": sz and sz["gb"], "rounds": runs, **summary(runs, ("pp512", "tg128")),
+                "file": dfile, "file_gb": sz and sz["gb"], "file_gb_language": sz and sz.get("gb_language"),
+                "rounds": runs, **summary(runs, ("pp512", "tg128")),
                 # the roofline of the run that gave the best tg128
                 **{k: best_tg[k] if best_tg else None for k in ("mem_gbs", "tg128_roofline", "decode_fraction")},
                 "quality_vs_dsvl2_bf16": q,
@@ -613,7 +614,7 @@ def cmd_table(a: argparse.Namespace) -> None:
     md.append("| type (llama.cpp / dsvl2) | llama.cpp pp512 | llama.cpp tg128 | dsvl2 pp512 | dsvl2 tg128 "
               "| pp ratio | tg ratio | dsvl2 mem roofline GB/s (tg128 bound, fraction) | llama.cpp KL vs its BF16 "
               "(top-1) | dsvl2 KL vs its BF16 (top-1) | dsvl2 KL vs llama.cpp BF16, same text (top-1) "
-              "| file GB (llama.cpp / dsvl2) |")
+              "| file GB, language model (llama.cpp / dsvl2 (whole file)) |")
     md.append("|" + "---|" * 12)
     for r in rows_out:
         L, D = r.get("llama") or {}, r.get("dsvl2") or {}
@@ -632,7 +633,8 @@ def cmd_table(a: argparse.Namespace) -> None:
             f"| {r['llama_type'] or '—'} / {r['dsvl2_type'] or '—'} | {fmt(L.get('pp512'))} | {fmt(L.get('tg128'))} "
             f"| {fmt(D.get('pp512'))} | {fmt(D.get('tg128'))} | {fmt(r.get('ratio_pp512'), '{:.2f}')} "
             f"| {fmt(r.get('ratio_tg128'), '{:.2f}')} | {roof} | {lkl} | {dkl} | {skl} "
-            f"| {fmt(L.get('file_gb'), '{:.2f}')} / {fmt(D.get('file_gb'), '{:.2f}')} |")
+            f"| {fmt(L.get('file_gb'), '{:.2f}')} / {fmt(D.get('file_gb_language'), '{:.2f}')} "
+            f"({fmt(D.get('file_gb'), '{:.2f}')}) |")
     md.append("")
     md.append("Every round (tok/s), with the 1-minute load average just before it:")
     md.append("")
@@ -651,8 +653,8 @@ def cmd_table(a: argparse.Namespace) -> None:
               "folder); the same-text column runs `dsvl2 trace` on the very ids llama-perplexity evaluated and "
               "scores them as llama-perplexity does against llama.cpp's BF16 log-probabilities (its bf16 row is "
               "the cross-engine agreement). Ratios are dsvl2 / llama.cpp. File sizes: llama.cpp's GGUFs hold the "
-              "language model only; dsvl2's files (the BF16 folder, its quantized .gguf) hold the vision tower, "
-              "projector and embeddings too, in BF16.")
+              "language model only; dsvl2's files (the BF16 folder, its quantized .gguf) also hold the vision "
+              "tower and projector, so the first dsvl2 figure counts only its language.* tensors.")
     text = "\n".join(md) + "\n"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -662,6 +664,29 @@ def cmd_table(a: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------
+# lm-size: the bytes of a dsvl2 file's language model, as llama.cpp's GGUF holds it
+
+def cmd_lm_size(a) -> None:
+    """{"gb": whole file(s), "gb_language": tensors named language.*}, for a .gguf or a safetensors folder."""
+    path = Path(a.path)
+    total = lang = 0
+    if path.is_dir():
+        for f in sorted(path.glob("*.safetensors")):
+            with open(f, "rb") as fp:
+                (n,) = struct.unpack("<Q", fp.read(8))
+                header = json.loads(fp.read(n))
+            total += f.stat().st_size
+            for name, info in header.items():
+                if name != "__metadata__" and name.startswith("language."):
+                    lang += info["data_offsets"][1] - info["data_offsets"][0]
+    else:
+        gguf = import_gguf(Path(a.llama_dir))
+        total = path.stat().st_size
+        lang = sum(int(t.n_bytes) for t in gguf.GGUFReader(str(path)).tensors if t.name.startswith("language."))
+    print(json.dumps({"gb": round(total / 1e9, 4), "gb_language": round(lang / 1e9, 4)}))
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -684,6 +709,10 @@ def main() -> None:
     p.add_argument("--trace", nargs="+", required=True)
     p.add_argument("--out")
     p.set_defaults(fn=cmd_kl_trace)
+    p = sub.add_parser("lm-size", help="file or folder size and its language model's bytes (JSON)")
+    p.add_argument("path")
+    p.add_argument("--llama-dir", help="llama.cpp checkout (its gguf-py reads a .gguf)")
+    p.set_defaults(fn=cmd_lm_size)
     p = sub.add_parser("table", help="raw results -> table.md / table.json")
     p.add_argument("--raw", required=True)
     p.add_argument("--out", required=True)

@@ -208,10 +208,10 @@ for i in "${!L[@]}"; do
         "$dsvl2" quantize -m "$model" --type "$dt" -o "$df" >"$raw/dsvl2-quantize-$dt.log" 2>&1 \
           || die "dsvl2 quantize --type $dt failed (see $raw/dsvl2-quantize-$dt.log)"
       fi
-      size_json "$df" "$raw/size-dsvl2-$dt.json"
+      "$py" "$here/peer.py" lm-size "$df" --llama-dir "$llama_dir" >"$raw/size-dsvl2-$dt.json"
     else
       # the BF16 folder dsvl2 reads (all its safetensors: vision and projector too)
-      stat -c %s "$model"/*.safetensors | awk '{s += $1} END {printf "{\"gb\": %.4f}\n", s / 1e9}' >"$raw/size-dsvl2-bf16.json"
+      "$py" "$here/peer.py" lm-size "$model" >"$raw/size-dsvl2-bf16.json"
     fi
   fi
   for r in $(seq 1 "$rounds"); do
