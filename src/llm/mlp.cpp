@@ -3,6 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace dsvl2 {
 
 Mlp Mlp::load(const WeightSource& src, const std::string& prefix, int64_t hidden, int64_t inter) {
@@ -13,6 +15,15 @@ Mlp Mlp::load(const WeightSource& src, const std::string& prefix, int64_t hidden
   m.up = load_linear(src, prefix + "up_proj.weight", inter, hidden);
   m.down = load_linear(src, prefix + "down_proj.weight", hidden, inter);
   return m;
+}
+
+uint64_t Mlp::weight_bytes() const {
+  uint64_t total = 0;
+  for (const Weight* w : {&gate, &up, &down}) {
+    uint64_t b = 0;
+    if (dtype_bytes(w->dtype, w->rows * w->cols, &b)) total += b;
+  }
+  return total;
 }
 
 void Mlp::forward(const float* x, int64_t T, float* y, const Ops& ops) const {

@@ -1,6 +1,7 @@
 // DeepseekV2MLP: down_proj(silu(gate_proj(x)) * up_proj(x)), no biases. Used for
 // the dense layers, each routed expert and the shared experts.
 #pragma once
+#include <cstdint>
 #include <string>
 
 #include "llm/weights.h"
@@ -16,6 +17,8 @@ struct Mlp {
 
   // `prefix` ends with '.', e.g. "language.model.layers.0.mlp.".
   static Mlp load(const WeightSource& src, const std::string& prefix, int64_t hidden, int64_t inter);
+  // Bytes of gate, up and down as stored.
+  uint64_t weight_bytes() const;
   // y[T, hidden] for x[T, hidden]; y may not alias x.
   void forward(const float* x, int64_t T, float* y, const Ops& ops) const;
   template <class F>

@@ -199,11 +199,13 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   // and threads never wait for each other inside an expert. The choice
   // depends on rows per expert, not on T: a decode batch of 8 sequences qualifies.
   const bool few_rows_per_expert = !active.empty() && T * K <= kExpertParallelRowsPerExpert * int64_t(active.size());
-  std::vector<int64_t> cost(static_cast<size_t>(n_items));  // rows x width
+  // An item's cost is the bytes of its weights: with a few rows each, reading
+  // them once is the work, and a mix (q4_m: routed experts in 4 bits, the
+  // shared ones in 8) must balance bytes, not widths.
+  std::vector<int64_t> cost(static_cast<size_t>(n_items));
   for (int i = 0; i < n_items; i++)
-    cost[size_t(i)] = i == int(active.size())
-                          ? shared_.inter * T
-                          : experts_[size_t(active[size_t(i)])].inter * int64_t(rows[size_t(active[size_t(i)])].size());
+    cost[size_t(i)] = int64_t(i == int(active.size()) ? shared_.weight_bytes()
+                                                       : experts_[size_t(active[size_t(i)])].weight_bytes());
   if (!few_rows_per_expert || !spread_items(ops, cost, run_item))
     for (int i = 0; i < n_items; i++) run_item(i, ops);
 

@@ -8,12 +8,14 @@
 // softmax runs online per lane (running max and sum, rescaling the output),
 // and O^T[Dv][32] += V^T · P accumulates with broadcast values. No S x T
 // matrix is ever stored, and K/V are read in place through their strides.
-// Small T (decode): per query, dot products along Dk, keys in the outer loop
-// and the thread's heads in the inner one (each K/V row read once, prefetched).
+// Small T (decode): per query, blocks of 16 keys in the outer loop and the
+// thread's heads in the inner one (each K/V row read once, the next block
+// prefetched); a head's 16 scores are reduced together into one vector.
 // bf16 K/V (a.k_bf16) are widened exactly: per key block into f32 scratch in
 // the tiled form, on load in the per-query form. a.compute == kBF16 with
 // T >= kTiledMinT takes the bf16 dot-product kernel (attention_bf16_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 on _mm512_undefined_*
+#pragma GCC diagnostic ignored "-Wuninitialized"        // (the unpack intrinsics)
 #include <immintrin.h>
 
 #include <algorithm>
@@ -168,27 +170,78 @@ void attend_tiled(const AttentionArgs& a, ThreadPool& pool) {
 inline __m512 load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
 inline __m512 load16(__mmask16 m, const uint16_t* p) { return load_bf16x16(m, p); }
 
-// Keys ahead that the per-query form prefetches: one core's streaming misses
-// alone do not keep enough cache lines in flight (bf16 rows least of all).
-constexpr int kAhead = 4;
+// Keys per block of the per-query form: the scores of 16 keys of one head
+// are reduced together into one vector (a transpose of partial sums) instead
+// of one horizontal sum per key, and P·V keeps each head's output in
+// registers for the block instead of loading and storing it per key.
+constexpr int kKeyBlock = 16;
+constexpr int kDvChunk = 8;  // output vectors a P·V pass holds in registers
 
+// Prefetches `bytes` from p on, one line at a time.
+inline void prefetch_bytes(const void* p, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(static_cast<const char*>(p) + b, _MM_HINT_T0);
+}
+
+// Lane r of the result = the sum of the 16 lanes of x[r].
+inline __m512 reduce16x16(__m512 x[16]) {
+  __m512 y[8], z[4];
+  for (int i = 0; i < 8; i++)  // per 128-bit lane: x[2i], x[2i+1] interleaved, pairs summed
+    y[i] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * i], x[2 * i + 1]), _mm512_unpackhi_ps(x[2 * i], x[2 * i + 1]));
+  for (int i = 0; i < 4; i++) {  // per 128-bit lane: one partial sum of each of x[4i .. 4i+3]
+    const __m512d a = _mm512_castps_pd(y[2 * i]), b = _mm512_castps_pd(y[2 * i + 1]);
+    z[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  // The four 128-bit lanes of z[i] summed into lane group i of the result.
+  const __m512 u0 = _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], 0x44), _mm512_shuffle_f32x4(z[0], z[1], 0xee));
+  const __m512 u1 = _mm512_add_ps(_mm512_shuffle_f32x4(z[2], z[3], 0x44), _mm512_shuffle_f32x4(z[2], z[3], 0xee));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u0, u1, 0x88), _mm512_shuffle_f32x4(u0, u1, 0xdd));
+}
+
+// Scores of keys [s0, s0 + nk) (nk <= 16) for one query row q against the
+// rows k + r * k_stride_s, times scale, into sc[0, nk).
 template <typename KV>
-inline void prefetch_row(const KV* p, int n) {
-  for (int j = 0; j < n; j += 64 / int(sizeof(KV))) _mm_prefetch(reinterpret_cast<const char*>(p + j), _MM_HINT_T0);
+inline void score_block(const float* q, const KV* k, int64_t k_stride_s, int nk, int Dk, float scale, float* sc) {
+  __m512 acc[kKeyBlock];
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const KV* rows[kKeyBlock];
+  for (int r = 0; r < kKeyBlock; r++) rows[r] = k + std::min(r, nk - 1) * k_stride_s;
+  for (int j = 0; j < Dk; j += 16) {
+    const __mmask16 m = tail_mask16(Dk - j);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + j);
+    for (int r = 0; r < kKeyBlock; r++) acc[r] = _mm512_fmadd_ps(qv, load16(m, rows[r] + j), acc[r]);
+  }
+  _mm512_mask_storeu_ps(sc, tail_mask16(nk), _mm512_mul_ps(reduce16x16(acc), _mm512_set1_ps(scale)));
+}
+
+// acc[0, nv) += sum over keys r < nk of p[r] * v[r * v_stride_s + 16u ...].
+template <typename KV>
+inline void pv_block(float* acc, int nv, const float* p, const KV* v, int64_t v_stride_s, int nk, int Dv) {
+  for (int u0 = 0; u0 < nv; u0 += kDvChunk) {
+    const int nu = std::min(kDvChunk, nv - u0);
+    __m512 o[kDvChunk];
+    for (int u = 0; u < nu; u++) o[u] = _mm512_load_ps(acc + 16 * (u0 + u));
+    for (int r = 0; r < nk; r++) {
+      const __m512 pr = _mm512_set1_ps(p[r]);
+      const KV* vr = v + r * v_stride_s + 16 * u0;
+      for (int u = 0; u < nu; u++)
+        o[u] = _mm512_fmadd_ps(pr, load16(tail_mask16(Dv - 16 * (u0 + u)), vr + 16 * u), o[u]);
+    }
+    for (int u = 0; u < nu; u++) _mm512_store_ps(acc + 16 * (u0 + u), o[u]);
+  }
 }
 
 // Decode and short prefills: per query row, the heads of this thread's range
-// together, keys in the outer loop, so each K/V row is read once, front to
-// back, for all of them (not once per head with a row-sized stride, which
-// costs a TLB miss per key and, for MQA/MLA, H reads of the same cache).
-// Per (query, head) the arithmetic is the one-at-a-time form's: dot products
-// along Dk, a max and exp pass over the scores, then V rows weighted in key
-// order. K/V elements of type KV (f32, or bf16 widened on load).
+// together over blocks of 16 keys, so each K/V row is read once for all of
+// them (not once per head with a row-sized stride, which costs a TLB miss
+// per key and, for MQA/MLA, H reads of the same cache); the next block's
+// rows are prefetched. Per (query, head): scores (dot products along Dk),
+// a max and exp pass over them, then V rows weighted in key order.
+// K/V elements of type KV (f32, or bf16 widened on load).
 template <typename KV>
 void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool& pool) {
   const int group = a.H / a.Hkv, nv = (a.Dv + 15) / 16;
   pool.parallel_for(int64_t(a.T) * a.H, [&](int64_t i0, int64_t i1, int) {
-    thread_local ScratchBuffer sbuf, obuf, ibuf;
+    thread_local ScratchBuffer sbuf, obuf;
     for (int64_t g = i0; g < i1;) {
       const int t = int(g / a.H), h0 = int(g % a.H), nh = int(std::min<int64_t>(i1 - g, a.H - h0));
       g += nh;
@@ -201,22 +254,19 @@ void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool&
       const int64_t ss = (int64_t(s_end) + 31) & ~int64_t(15);  // scores of head h0 + i at scores + i * ss
       float* scores = tls_floats(sbuf, size_t(nh * ss));
       float* acc = tls_floats(obuf, size_t(nh) * nv * 16);
-      float* inv = tls_floats(ibuf, size_t(nh));
       const float* q0 = a.q + t * a.q_stride_t + h0 * a.q_stride_h;
-      for (int s = 0; s < s_end; s++) {
-        const KV* ks = kk + s * a.k_stride_s;
-        for (int i = 0; i < nh; i++) {
-          const float* q = q0 + i * a.q_stride_h;
-          const KV* k = ks + (h0 + i) / group * a.k_stride_h;
-          const bool first_of_group = i == 0 || (h0 + i) % group == 0;  // heads of a group share the row
-          if (first_of_group && s + kAhead < s_end) prefetch_row(k + kAhead * a.k_stride_s, a.Dk);
-          __m512 d = _mm512_setzero_ps();
-          for (int j = 0; j < a.Dk; j += 16) {
-            const __mmask16 m = tail_mask16(a.Dk - j);
-            d = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + j), load16(m, k + j), d);
-          }
-          scores[i * ss + s] = _mm512_reduce_add_ps(d) * a.scale;
-        }
+      // The part of a K / V row this thread's heads read (their kv heads).
+      const int kh0 = h0 / group, kh1 = (h0 + nh - 1) / group;
+      const int64_t k_span = ((kh1 - kh0) * a.k_stride_h + a.Dk) * int64_t(sizeof(KV));
+      const int64_t v_span = ((kh1 - kh0) * a.v_stride_h + a.Dv) * int64_t(sizeof(KV));
+      for (int s0 = 0; s0 < s_end; s0 += kKeyBlock) {
+        const int nk = std::min(kKeyBlock, s_end - s0);
+        for (int r = s0 + kKeyBlock; r < std::min(s_end, s0 + 2 * kKeyBlock); r++)
+          prefetch_bytes(kk + r * a.k_stride_s + kh0 * a.k_stride_h, k_span);
+        const KV* ks = kk + s0 * a.k_stride_s;
+        for (int i = 0; i < nh; i++)
+          score_block(q0 + i * a.q_stride_h, ks + (h0 + i) / group * a.k_stride_h, a.k_stride_s, nk, a.Dk, a.scale,
+                      scores + i * ss + s0);
       }
       for (int i = 0; i < nh; i++) {
         float* sc = scores + i * ss;
@@ -231,20 +281,22 @@ void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool&
           _mm512_mask_storeu_ps(sc + s, m, e);
           sum = _mm512_add_ps(sum, e);
         }
-        inv[i] = 1.f / _mm512_reduce_add_ps(sum);
+        // The weights themselves, so P·V multiplies once per key.
+        const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
+        for (int s = 0; s < s_end; s += 16) {
+          const __mmask16 m = tail_mask16(s_end - s);
+          _mm512_mask_storeu_ps(sc + s, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, sc + s), inv));
+        }
       }
       std::fill(acc, acc + size_t(nh) * nv * 16, 0.f);
-      for (int s = 0; s < s_end; s++) {
-        const KV* vs = vv + s * a.v_stride_s;
-        for (int i = 0; i < nh; i++) {
-          const KV* v = vs + (h0 + i) / group * a.v_stride_h;
-          if ((i == 0 || (h0 + i) % group == 0) && s + kAhead < s_end) prefetch_row(v + kAhead * a.v_stride_s, a.Dv);
-          const __m512 p = _mm512_set1_ps(scores[i * ss + s] * inv[i]);
-          float* ac = acc + i * nv * 16;
-          for (int u = 0; u < nv; u++)
-            _mm512_store_ps(ac + 16 * u, _mm512_fmadd_ps(p, load16(tail_mask16(a.Dv - 16 * u), v + 16 * u),
-                                                         _mm512_load_ps(ac + 16 * u)));
-        }
+      for (int s0 = 0; s0 < s_end; s0 += kKeyBlock) {
+        const int nk = std::min(kKeyBlock, s_end - s0);
+        for (int r = s0 + kKeyBlock; r < std::min(s_end, s0 + 2 * kKeyBlock); r++)
+          prefetch_bytes(vv + r * a.v_stride_s + kh0 * a.v_stride_h, v_span);
+        const KV* vs = vv + s0 * a.v_stride_s;
+        for (int i = 0; i < nh; i++)
+          pv_block(acc + size_t(i) * nv * 16, nv, scores + i * ss + s0, vs + (h0 + i) / group * a.v_stride_h,
+                   a.v_stride_s, nk, a.Dv);
       }
       for (int i = 0; i < nh; i++)
         for (int u = 0; u < nv; u++)
