@@ -255,18 +255,19 @@ void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool&
       float* scores = tls_floats(sbuf, size_t(nh * ss));
       float* acc = tls_floats(obuf, size_t(nh) * nv * 16);
       const float* q0 = a.q + t * a.q_stride_t + h0 * a.q_stride_h;
-      // The part of a K / V row this thread's heads read (their kv heads).
-      const int kh0 = h0 / group, kh1 = (h0 + nh - 1) / group;
-      const int64_t k_span = ((kh1 - kh0) * a.k_stride_h + a.Dk) * int64_t(sizeof(KV));
-      const int64_t v_span = ((kh1 - kh0) * a.v_stride_h + a.Dv) * int64_t(sizeof(KV));
+      // Before each kv head's part of a block, its part of the next block's
+      // rows is prefetched: spread over the block, not one burst.
+      auto first_of_group = [&](int i) { return i == 0 || (h0 + i) % group == 0; };
       for (int s0 = 0; s0 < s_end; s0 += kKeyBlock) {
-        const int nk = std::min(kKeyBlock, s_end - s0);
-        for (int r = s0 + kKeyBlock; r < std::min(s_end, s0 + 2 * kKeyBlock); r++)
-          prefetch_bytes(kk + r * a.k_stride_s + kh0 * a.k_stride_h, k_span);
+        const int nk = std::min(kKeyBlock, s_end - s0), n_next = std::min(kKeyBlock, s_end - s0 - kKeyBlock);
         const KV* ks = kk + s0 * a.k_stride_s;
-        for (int i = 0; i < nh; i++)
-          score_block(q0 + i * a.q_stride_h, ks + (h0 + i) / group * a.k_stride_h, a.k_stride_s, nk, a.Dk, a.scale,
-                      scores + i * ss + s0);
+        for (int i = 0; i < nh; i++) {
+          const KV* k = ks + (h0 + i) / group * a.k_stride_h;
+          if (first_of_group(i))
+            for (int r = 0; r < n_next; r++)
+              prefetch_bytes(k + (kKeyBlock + r) * a.k_stride_s, a.Dk * int64_t(sizeof(KV)));
+          score_block(q0 + i * a.q_stride_h, k, a.k_stride_s, nk, a.Dk, a.scale, scores + i * ss + s0);
+        }
       }
       for (int i = 0; i < nh; i++) {
         float* sc = scores + i * ss;
@@ -290,13 +291,15 @@ void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool&
       }
       std::fill(acc, acc + size_t(nh) * nv * 16, 0.f);
       for (int s0 = 0; s0 < s_end; s0 += kKeyBlock) {
-        const int nk = std::min(kKeyBlock, s_end - s0);
-        for (int r = s0 + kKeyBlock; r < std::min(s_end, s0 + 2 * kKeyBlock); r++)
-          prefetch_bytes(vv + r * a.v_stride_s + kh0 * a.v_stride_h, v_span);
+        const int nk = std::min(kKeyBlock, s_end - s0), n_next = std::min(kKeyBlock, s_end - s0 - kKeyBlock);
         const KV* vs = vv + s0 * a.v_stride_s;
-        for (int i = 0; i < nh; i++)
-          pv_block(acc + size_t(i) * nv * 16, nv, scores + i * ss + s0, vs + (h0 + i) / group * a.v_stride_h,
-                   a.v_stride_s, nk, a.Dv);
+        for (int i = 0; i < nh; i++) {
+          const KV* v = vs + (h0 + i) / group * a.v_stride_h;
+          if (first_of_group(i))
+            for (int r = 0; r < n_next; r++)
+              prefetch_bytes(v + (kKeyBlock + r) * a.v_stride_s, a.Dv * int64_t(sizeof(KV)));
+          pv_block(acc + size_t(i) * nv * 16, nv, scores + i * ss + s0, v, a.v_stride_s, nk, a.Dv);
+        }
       }
       for (int i = 0; i < nh; i++)
         for (int u = 0; u < nv; u++)

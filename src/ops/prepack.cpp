@@ -113,7 +113,8 @@ void linear_parts(const Ops& ops, const float* x, int64_t M, const FusedWeight& 
   ops.linear(x, M, fused.w, nullptr, y);
   int64_t rows = 0;
   for (const Weight* p : parts) rows += p->rows;
-  DSVL2_CHECK(rows == N, "linear_parts: the parts have %lld rows, the fused weight %lld", (long long)rows, (long long)N);
+  DSVL2_CHECK(rows == N, "linear_parts: the parts have %lld rows, the fused weight %lld", (long long)rows,
+              (long long)N);
   // Prompt-sized M: the split is megabytes, so it runs on every thread.
   ops.pool->parallel_for(M, [&](int64_t m0, int64_t m1, int) {
     int64_t col = 0;

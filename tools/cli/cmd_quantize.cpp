@@ -22,7 +22,7 @@ Command reg("quantize", "Quantize a checkpoint's language-model matrices into on
   app.add_option("--type", f->type,
                  "q4_m (recommended: the routed experts and lm_head in 4-bit IQ4_NL, every other matrix in Q8_0), q8_0 "
                  "(default: int8 blocks of 32 with an f16 scale, near-lossless), q4_0 (4-bit blocks of 32), iq4_nl "
-                 "(4-bit on ggml's non-linear grid, everywhere; q4_0 and iq4_nl files are 6 % smaller than "
+                 "(4-bit on ggml's non-linear grid, everywhere; q4_0 and iq4_nl files are 4 % smaller than "
                  "q4_m's but lose far more: docs/performance.md) or bf16 (copy)");
   app.add_option("--parts", f->parts,
                  "Comma list of experts,shared,dense,attention,head,embed,vision,projector; language (default: "
