@@ -36,23 +36,12 @@ LanguageModel::LanguageModel(const LanguageConfig& c, const WeightSource& src, c
 }
 
 template <class F>
-void LanguageModel::for_each_linear(F&& f) {
+void LanguageModel::for_each_block(F&& f) {
   for (Layer& L : layers_) {
-    if (L.mla) L.mla->for_each_linear(f);
-    if (L.mha) L.mha->for_each_linear(f);
-    if (L.dense) L.dense->for_each_linear(f);
-    if (L.moe) L.moe->for_each_linear(f);
-  }
-  f(lm_head_);
-}
-
-template <class F>
-void LanguageModel::for_each_fusable(F&& f) {
-  for (Layer& L : layers_) {
-    if (L.mla) L.mla->for_each_fusable(f);
-    if (L.mha) L.mha->for_each_fusable(f);
-    if (L.dense) L.dense->for_each_fusable(f);
-    if (L.moe) L.moe->for_each_fusable(f);
+    if (L.mla) f(*L.mla);
+    if (L.mha) f(*L.mha);
+    if (L.dense) f(*L.dense);
+    if (L.moe) f(*L.moe);
   }
 }
 
@@ -60,9 +49,14 @@ size_t LanguageModel::prepare(const Ops& ops, const ReleaseSource& release) {
   DSVL2_REQUIRE(!prepared_, "language model: prepare() was already called");
   prepared_ = true;
   std::vector<Weight*> ws;
-  for_each_linear([&](Weight& w) { ws.push_back(&w); });
   std::vector<FuseGroup> groups;
-  for_each_fusable([&](FuseGroup g) { groups.push_back(std::move(g)); });
+  auto add_weight = [&](Weight& w) { ws.push_back(&w); };
+  auto add_group = [&](FuseGroup g) { groups.push_back(std::move(g)); };
+  for_each_block([&](auto& block) {
+    block.for_each_linear(add_weight);
+    block.for_each_fusable(add_group);
+  });
+  ws.push_back(&lm_head_);
   size_t bytes = 0;
   packed_ = prepack_weights(ws, groups, ops, release, &bytes);
   return bytes;

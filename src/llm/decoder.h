@@ -96,10 +96,9 @@ class LanguageModel {
   // Checks the batch and cuts it into per-sequence segments (caches untouched).
   std::vector<BatchSegment> plan(const Batch& batch) const;
 
+  // f(block) for each layer's attention and MLP / MoE block.
   template <class F>
-  void for_each_linear(F&& f);
-  template <class F>
-  void for_each_fusable(F&& f);
+  void for_each_block(F&& f);
 
   LanguageConfig cfg_;
   std::unique_ptr<Arena> packed_;
