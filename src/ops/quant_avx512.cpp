@@ -8,7 +8,7 @@
 // quants, so no 64-byte vector load lines up with them; split, every row is
 // its quants padded to a multiple of 64 elements (a "chunk" = 2 blocks = one
 // zmm of int8) and its f16 scales padded to a multiple of 16:
-//   Q8_0 chunk: 64 int8
+//   Q8_0 chunk: 64 bytes, each weight + 128 (int8 bits xor 0x80: u8 0..255)
 //   Q4_0 chunk: 32 bytes; byte j holds element 64c + j in its low nibble and
 //               element 64c + 32 + j in its high nibble, so two ands and a
 //               shift give the 64 elements in order as u8 0..15.
@@ -24,8 +24,8 @@
 // 0-7 sum block 2c, lanes 8-15 block 2c+1. Then the lanes are scaled by
 // d_w * d_x of their block (one permute each expands 16 scales) into f32
 // accumulators; one horizontal sum per output at the end.
-//   Q8_0: |w| (u8) times x negated where w < 0 (exact, also for w = -128,
-//         since activations stay in [-127, 127]).
+//   Q8_0: w + 128 (u8) times x; each lane starts at -128 * the sum of its
+//         own four x, as IQ4_NL's (exact int32 sums; no sign fix-up per row).
 //   Q4_0: nibble q (u8) times x, with q - 8 the weight: the accumulator
 //         starts at -8 * sum(x of the block) in the block's first lane.
 //   IQ4_NL: one vpshufb maps the nibbles to grid + 128 (u8 1..241) times x;
@@ -55,7 +55,7 @@
 namespace dsvl2::avx512 {
 namespace {
 
-constexpr uint32_t kPackedQ8Tag = 0x5138'0002, kPackedQ4Tag = 0x5134'0002, kPackedIQ4Tag = 0x4934'0002;
+constexpr uint32_t kPackedQ8Tag = 0x5138'0003, kPackedQ4Tag = 0x5134'0002, kPackedIQ4Tag = 0x4934'0002;
 
 constexpr int kRows = 4;  // rows per group
 
@@ -135,9 +135,12 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64
       }
     } else {
       const BlockQ8_0* row = static_cast<const BlockQ8_0*>(w.data) + n * s.nb;
+      const __m256i offset = _mm256_set1_epi8(char(0x80));  // int8 w -> u8 w + 128
       for (int64_t b = 0; b < s.nb; b++) {
         scales[s.scale_at(n, b)] = row[b].d;
-        std::memcpy(dst + s.quant_at(n, b / 2) + (b % 2) * 32, row[b].qs, 32);
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[b].qs));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + s.quant_at(n, b / 2) + (b % 2) * 32),
+                            _mm256_xor_si256(q, offset));
       }
     }
   }
@@ -236,10 +239,9 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
         xv[j] = _mm512_loadu_si512(xr[j] + c * 64);
         px[j] = _mm512_permutexvar_ps(idx, sx[j]);
         if constexpr (Q4) x0[j] = _mm512_loadu_si512(st[j] + c * 16);
-        else if constexpr (NIB)  // -128 * (the lane's four x): 128 as u8 times x, negated
+        else  // -128 * (the lane's four x): 128 as u8 times x, negated
           x0[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), xv[j]));
-        else x0[j] = _mm512_setzero_si512();
       }
       for (int i = 0; i < R; i++) {
         const __m512 pw = _mm512_permutexvar_ps(idx, sw[i]);
@@ -253,12 +255,9 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
             acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), pw), px[j], acc[i][j]);
           }
         } else {
-          const __m512i wv = _mm512_loadu_si512(wc + i * CB);
-          const __mmask64 neg = _mm512_movepi8_mask(wv);
-          const __m512i wa = _mm512_abs_epi8(wv);
+          const __m512i wv = _mm512_loadu_si512(wc + i * CB);  // w + 128
           for (int j = 0; j < MB; j++) {
-            const __m512i xs = _mm512_mask_sub_epi8(xv[j], neg, _mm512_setzero_si512(), xv[j]);
-            const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa, xs);
+            const __m512i isum = _mm512_dpbusd_epi32(x0[j], wv, xv[j]);
             acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), pw), px[j], acc[i][j]);
           }
         }
@@ -335,16 +334,20 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
       } else {
         const int8_t* qs;
         float d;
+        __m128i flip = _mm_setzero_si128();  // the split form stores w + 128: xor 0x80 gives w back
         if (prepared) {
           qs = reinterpret_cast<const int8_t*>(packed + s.quant_at(n, b / 2) + (b % 2) * 32);
           d = f16_to_f32(scales[s.scale_at(n, b)]);
+          flip = _mm_set1_epi8(char(0x80));
         } else {
           const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
           qs = blk.qs;
           d = f16_to_f32(blk.d);
         }
-        store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))), d, o);
-        store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))), d, o + 16);
+        for (int h = 0; h < 2; h++) {
+          const __m128i q = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * h)), flip);
+          store_bf16x16(_mm512_cvtepi8_epi32(q), d, o + 16 * h);
+        }
       }
     }
   }
