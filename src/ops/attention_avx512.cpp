@@ -177,9 +177,12 @@ inline __m512 load16(__mmask16 m, const uint16_t* p) { return load_bf16x16(m, p)
 constexpr int kKeyBlock = 16;
 constexpr int kDvChunk = 8;  // output vectors a P·V pass holds in registers
 
-// Prefetches `bytes` from p on, one line at a time.
-inline void prefetch_bytes(const void* p, int64_t bytes) {
-  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(static_cast<const char*>(p) + b, _MM_HINT_T0);
+// Prefetches n rows of `elems` elements from p on (row stride in elements).
+template <typename KV>
+inline void prefetch_rows(const KV* p, int64_t stride, int n, int elems) {
+  for (int r = 0; r < n; r++)
+    for (int j = 0; j < elems; j += 64 / int(sizeof(KV)))
+      _mm_prefetch(reinterpret_cast<const char*>(p + r * stride + j), _MM_HINT_T0);
 }
 
 // Lane r of the result = the sum of the 16 lanes of x[r].
@@ -235,7 +238,8 @@ inline void pv_block(float* acc, int nv, const float* p, const KV* v, int64_t v_
 // them (not once per head with a row-sized stride, which costs a TLB miss
 // per key and, for MQA/MLA, H reads of the same cache); the next block's
 // rows are prefetched. Per (query, head): scores (dot products along Dk),
-// a max and exp pass over them, then V rows weighted in key order.
+// their softmax (softmax_rows, sums in double as the reference), then V rows
+// weighted in key order.
 // K/V elements of type KV (f32, or bf16 widened on load).
 template <typename KV>
 void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool& pool) {
@@ -263,41 +267,19 @@ void attend_rows(const AttentionArgs& a, const KV* kk, const KV* vv, ThreadPool&
         const KV* ks = kk + s0 * a.k_stride_s;
         for (int i = 0; i < nh; i++) {
           const KV* k = ks + (h0 + i) / group * a.k_stride_h;
-          if (first_of_group(i))
-            for (int r = 0; r < n_next; r++)
-              prefetch_bytes(k + (kKeyBlock + r) * a.k_stride_s, a.Dk * int64_t(sizeof(KV)));
+          if (first_of_group(i)) prefetch_rows(k + kKeyBlock * a.k_stride_s, a.k_stride_s, n_next, a.Dk);
           score_block(q0 + i * a.q_stride_h, k, a.k_stride_s, nk, a.Dk, a.scale, scores + i * ss + s0);
         }
       }
-      for (int i = 0; i < nh; i++) {
-        float* sc = scores + i * ss;
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int s = 0; s < s_end; s += 16)
-          mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask16(s_end - s), sc + s));
-        const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-        __m512 sum = _mm512_setzero_ps();
-        for (int s = 0; s < s_end; s += 16) {
-          const __mmask16 m = tail_mask16(s_end - s);
-          const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, sc + s), mv)));
-          _mm512_mask_storeu_ps(sc + s, m, e);
-          sum = _mm512_add_ps(sum, e);
-        }
-        // The weights themselves, so P·V multiplies once per key.
-        const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
-        for (int s = 0; s < s_end; s += 16) {
-          const __mmask16 m = tail_mask16(s_end - s);
-          _mm512_mask_storeu_ps(sc + s, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, sc + s), inv));
-        }
-      }
+      // Each head's scores become its weights (P·V then multiplies once per key).
+      for (int i = 0; i < nh; i++) softmax_rows(scores + i * ss, 1, s_end);
       std::fill(acc, acc + size_t(nh) * nv * 16, 0.f);
       for (int s0 = 0; s0 < s_end; s0 += kKeyBlock) {
         const int nk = std::min(kKeyBlock, s_end - s0), n_next = std::min(kKeyBlock, s_end - s0 - kKeyBlock);
         const KV* vs = vv + s0 * a.v_stride_s;
         for (int i = 0; i < nh; i++) {
           const KV* v = vs + (h0 + i) / group * a.v_stride_h;
-          if (first_of_group(i))
-            for (int r = 0; r < n_next; r++)
-              prefetch_bytes(v + (kKeyBlock + r) * a.v_stride_s, a.Dv * int64_t(sizeof(KV)));
+          if (first_of_group(i)) prefetch_rows(v + kKeyBlock * a.v_stride_s, a.v_stride_s, n_next, a.Dv);
           pv_block(acc + size_t(i) * nv * 16, nv, scores + i * ss + s0, v, a.v_stride_s, nk, a.Dv);
         }
       }

@@ -204,31 +204,6 @@ using PvTile = void (*)(float*, const uint32_t*, int, const uint32_t*, int64_t, 
 constexpr PvTile kPv[kDims + 1] = {nullptr,     pv_tile<1>, pv_tile<2>, pv_tile<3>,  pv_tile<4>,  pv_tile<5>, pv_tile<6>,
                                    pv_tile<7>,  pv_tile<8>, pv_tile<9>, pv_tile<10>, pv_tile<11>, pv_tile<12>};
 
-// x[i][j] <- x[j][i] (unpack, then 128-bit lane shuffles).
-inline void transpose16(__m512 x[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(x[i], x[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(x[i], x[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    x[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    x[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
-    x[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    x[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(x[i], x[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(x[i], x[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(x[i + 8], x[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(x[i + 8], x[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 8; i++) {
-    x[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    x[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-}
-
 // Interleaves two rows of 16 f32 weights into 16 words (a[i], b[i]) as bf16.
 inline __m512i pair_words(__m512 a, __m512 b) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
