@@ -5,35 +5,27 @@
 // The kernel reads weights in a split layout, made once at load
 // (prepare_quant, through Ops::prepare) or per call when a weight was not
 // prepared. ggml's blocks interleave a 2-byte scale with 32 or 16 bytes of
-// quants, so no 64-byte vector load lines up with them; split, every row is
-// its quants padded to a multiple of 64 elements (a "chunk" = 2 blocks = one
-// zmm of int8) and its f16 scales padded to a multiple of 16:
-//   Q8_0 chunk: 64 bytes, each weight + 128 (int8 bits xor 0x80: u8 0..255)
-//   Q4_0 chunk: 32 bytes; byte j holds element 64c + j in its low nibble and
-//               element 64c + 32 + j in its high nibble, so two ands and a
-//               shift give the 64 elements in order as u8 0..15.
-//   IQ4_NL chunk: as Q4_0 (the blocks have Q4_0's layout; a nibble is an
-//               index into the 16-value grid instead of q + 8).
-// Rows go in groups of four (the kernel's register block), interleaved chunk
-// by chunk, and so are their scales 16 at a time: one group is one sequential
-// stream (separate short rows measured at half the bandwidth, the hardware
-// prefetcher never ramping up on 1-2 KiB rows). Padding (rows, chunks,
-// scales) is zero and contributes nothing.
-//
-// Per chunk, vpdpbusd multiplies 64 u8 x s8 pairs into 16 int32 lanes: lanes
-// 0-7 sum block 2c, lanes 8-15 block 2c+1. Then the lanes are scaled by
-// d_w * d_x of their block (one permute each expands 16 scales) into f32
-// accumulators; one horizontal sum per output at the end.
-//   Q8_0: w + 128 (u8) times x; each lane starts at -128 * the sum of its
-//         own four x, as IQ4_NL's (exact int32 sums; no sign fix-up per row).
-//   Q4_0: nibble q (u8) times x, with q - 8 the weight: the accumulator
-//         starts at -8 * sum(x of the block) in the block's first lane.
-//   IQ4_NL: one vpshufb maps the nibbles to grid + 128 (u8 1..241) times x;
-//         each lane starts at -128 * the sum of its own four x (one more
-//         vpdpbusd per activation chunk), so every lane holds its exact
-//         partial sum of grid * x: no large offset cancels in f32 later.
-// Four weight rows share each activation load; two activation rows share
-// each weight chunk.
+// quants, so no 64-byte vector load lines up with them. Split, a row's blocks
+// (padded to an even count) form groups of B = 16 blocks (then 8, 4, 2 for the
+// rest), each J = B / 2 vectors of 64 elements, and every int32 lane of a
+// group's vectors holds elements of one block only (slot_lane): a group's J
+// vpdpbusd leave 16 exact block sums in 16 lanes, scaled by d_w * d_x in one
+// multiply-add. (Two blocks a vector, as ggml lays them, cost a permute, a
+// convert, a multiply and an add per vector and row: the 4-bit kernel ran at
+// 27 GB/s a thread even from cache, bound by them; this form at 48.)
+//   Q8_0 vector: 64 bytes, each weight + 128 (int8 bits xor 0x80: u8 0..255)
+//   Q4_0 vector: 32 bytes; byte t holds element t in its low nibble and
+//               element 32 + t in its high nibble: one shift, one insert and
+//               one and give the 64 as u8 0..15.
+//   IQ4_NL: as Q4_0; one vpshufb maps a nibble to grid + 128 (u8 1..241).
+// Each lane starts at -c * the sum of its own x (c = 128 for w + 128 and
+// grid + 128, 8 for Q4_0's q = w + 8), so its int32 sum is exact.
+// Rows go in groups of four (the kernel's register block), interleaved vector
+// by vector, each group's 16 f16 scales a row (a block's repeated 16 / B
+// times) after its quants: one row group is one sequential stream (separate
+// short rows measured at half the bandwidth, the hardware prefetcher never
+// ramping up on 1-2 KiB rows). Padding (rows, blocks) is zero. Four weight
+// rows share each activation load; two activation rows share each weight load.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -78,77 +70,113 @@ constexpr std::array<int32_t, 16> kGridI32 = [] {
   return t;
 }();
 
+// A row's blocks (padded to an even count) in groups of B = 16, then 8, 4
+// and 2 blocks for the rest: a group is J = B / 2 vectors of 64 elements.
+struct BlockGroup {
+  int B = 16, J = 8;
+  int64_t b0 = 0;   // first block
+  int64_t off = 0;  // byte offset in a row group's stream
+};
+
+// Where element e (0..31) of a group's block bl goes: vector j, int32 lane.
+// Slot k = e / 4 of the block's eight 4-element slots sits in lane
+// (k / J) * B + bl of vector k % J, so each lane holds one block's slots only.
+inline int slot_vector(int k, int J) { return k % J; }
+inline int slot_lane(int k, int B, int J, int bl) { return (k / J) * B + bl; }
+
 struct Split {
-  int64_t N = 0, K = 0, nb = 0, chunks = 0, Kp = 0, ns = 0, groups = 0, chunk_bytes = 0, scale_offset = 0;
+  int64_t N = 0, K = 0, nb = 0, nbp = 0, row_groups = 0, chunk_bytes = 0, full = 0, n_groups = 0;
+  int64_t stream_bytes = 0;  // one row group: every block group, quants then scales
+  int n_tail = 0;
+  BlockGroup tail[3];
   Kind kind = Kind::kQ8;
-  bool q4 = false;  // nibble chunks (Q4_0, IQ4_NL)
+  bool q4 = false;  // nibble vectors (Q4_0, IQ4_NL)
   uint32_t tag = 0;
   size_t bytes = 0;
   explicit Split(const Weight& w) : N(w.rows), K(w.cols) {
     kind = w.dtype == DType::kQ4_0 ? Kind::kQ4 : w.dtype == DType::kIQ4_NL ? Kind::kIQ4 : Kind::kQ8;
     q4 = kind != Kind::kQ8;
     tag = kind == Kind::kQ4 ? kPackedQ4Tag : kind == Kind::kIQ4 ? kPackedIQ4Tag : kPackedQ8Tag;
-    nb = K / kQ8Block;
-    chunks = (nb + 1) / 2;
-    Kp = 64 * chunks;
-    ns = (2 * chunks + 15) / 16 * 16;
-    groups = (N + kRows - 1) / kRows;
     chunk_bytes = q4 ? 32 : 64;
-    scale_offset = (groups * chunks * kRows * chunk_bytes + 63) / 64 * 64;
-    bytes = size_t(scale_offset + groups * ns * kRows * 2);
+    nb = K / kQ8Block;
+    nbp = (nb + 1) / 2 * 2;
+    row_groups = (N + kRows - 1) / kRows;
+    full = nbp / 16;
+    int64_t off = full * group_bytes(8), b0 = full * 16;
+    for (int B = 8; B >= 2; B /= 2)
+      if ((nbp % 16) & B) {
+        tail[n_tail++] = BlockGroup{B, B / 2, b0, off};
+        off += group_bytes(B / 2);
+        b0 += B;
+      }
+    n_groups = full + n_tail;
+    stream_bytes = off;
+    bytes = size_t(row_groups * stream_bytes);
+  }
+  int64_t group_bytes(int J) const { return J * kRows * chunk_bytes + kRows * 16 * 2; }
+  BlockGroup group(int64_t g) const {
+    return g < full ? BlockGroup{16, 8, 16 * g, g * group_bytes(8)} : tail[g - full];
+  }
+  int64_t group_of_block(int64_t b) const {
+    if (b < 16 * full) return b / 16;
+    int64_t g = full;
+    while (g + 1 < n_groups && tail[g + 1 - full].b0 <= b) g++;
+    return g;
   }
   bool prepared(const Weight& w) const { return w.packed && w.packed_tag == tag; }
-  int64_t group_quant_bytes() const { return chunks * kRows * chunk_bytes; }
-  int64_t group_scales() const { return ns * kRows; }
-  // Byte offset of chunk c of row n, and index of scale b of row n.
-  int64_t quant_at(int64_t n, int64_t c) const {
-    return (n / kRows) * group_quant_bytes() + (c * kRows + n % kRows) * chunk_bytes;
-  }
-  int64_t scale_at(int64_t n, int64_t b) const {
-    return (n / kRows) * group_scales() + ((b / 16) * kRows + n % kRows) * 16 + b % 16;
-  }
+  // Row i (of its row group) in a group: vector j's quants, the 16 f16 scales.
+  int64_t quant_at(const BlockGroup& bg, int j, int i) const { return bg.off + (j * kRows + i) * chunk_bytes; }
+  int64_t scale_at(const BlockGroup& bg, int i) const { return bg.off + bg.J * kRows * chunk_bytes + i * 32; }
 };
 
-// Packs the row groups [g0, g1) (their padding rows too).
-void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t g0, int64_t g1) {
-  uint16_t* scales = reinterpret_cast<uint16_t*>(dst + s.scale_offset);
-  std::fill(dst + g0 * s.group_quant_bytes(), dst + g1 * s.group_quant_bytes(), uint8_t(0));
-  std::fill(scales + g0 * s.group_scales(), scales + g1 * s.group_scales(), uint16_t(0));
-  for (int64_t n = g0 * kRows; n < std::min(s.N, g1 * kRows); n++) {
-    if (s.q4) {
-      // Blocks a = 2c and b = 2c + 1 (zero past the row): byte j of the chunk
-      // is a's element j | b's element j << 4; a block's byte i holds its
-      // elements i (low) and i + 16 (high).
-      const BlockQ4_0* row = static_cast<const BlockQ4_0*>(w.data) + n * s.nb;  // or IQ4_NL: the same bytes
-      const __m128i lo4 = _mm_set1_epi8(0x0f), hi4 = _mm_set1_epi8(char(0xf0));
-      for (int64_t c = 0; c < s.chunks; c++) {
-        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[2 * c].qs));
-        const __m128i b = 2 * c + 1 < s.nb ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[2 * c + 1].qs))
-                                           : _mm_setzero_si128();
-        uint8_t* chunk = dst + s.quant_at(n, c);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk),
-                         _mm_or_si128(_mm_and_si128(a, lo4), _mm_slli_epi16(_mm_and_si128(b, lo4), 4)));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk + 16),
-                         _mm_or_si128(_mm_and_si128(_mm_srli_epi16(a, 4), lo4), _mm_and_si128(b, hi4)));
-        scales[s.scale_at(n, 2 * c)] = row[2 * c].d;
-        if (2 * c + 1 < s.nb) scales[s.scale_at(n, 2 * c + 1)] = row[2 * c + 1].d;
+// Packs the row groups [r0, r1) (their padding rows too).
+void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64_t r1) {
+  std::memset(dst + r0 * s.stream_bytes, 0, size_t((r1 - r0) * s.stream_bytes));
+  for (int64_t n = r0 * kRows; n < std::min(s.N, r1 * kRows); n++) {
+    uint8_t* stream = dst + (n / kRows) * s.stream_bytes;
+    const int i = int(n % kRows);
+    for (int64_t b = 0; b < s.nb; b++) {
+      const BlockGroup bg = s.group(s.group_of_block(b));
+      const int bl = int(b - bg.b0);
+      uint16_t d;
+      uint32_t slots[8];  // the block's elements in order, 4 a slot: w + 128, or nibble values 0..15
+      if (s.q4) {
+        const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL: the same bytes
+        uint8_t v[32];
+        for (int t = 0; t < 16; t++) {
+          v[t] = blk.qs[t] & 0x0f;
+          v[t + 16] = blk.qs[t] >> 4;
+        }
+        std::memcpy(slots, v, 32);
+        d = blk.d;
+      } else {
+        const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
+        std::memcpy(slots, blk.qs, 32);
+        for (uint32_t& q : slots) q ^= 0x80808080u;  // int8 w -> u8 w + 128
+        d = blk.d;
       }
-    } else {
-      const BlockQ8_0* row = static_cast<const BlockQ8_0*>(w.data) + n * s.nb;
-      const __m256i offset = _mm256_set1_epi8(char(0x80));  // int8 w -> u8 w + 128
-      for (int64_t b = 0; b < s.nb; b++) {
-        scales[s.scale_at(n, b)] = row[b].d;
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[b].qs));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + s.quant_at(n, b / 2) + (b % 2) * 32),
-                            _mm256_xor_si256(q, offset));
+      for (int k = 0; k < 8; k++) {
+        const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
+        uint8_t* vec = stream + s.quant_at(bg, j, i);
+        if (s.q4) {  // lanes 0-7: low nibbles of bytes 0-31; lanes 8-15: high nibbles
+          uint32_t raw;
+          std::memcpy(&raw, vec + 4 * (lane % 8), 4);
+          raw |= slots[k] << (lane >= 8 ? 4 : 0);
+          std::memcpy(vec + 4 * (lane % 8), &raw, 4);
+        } else {
+          std::memcpy(vec + 4 * lane, &slots[k], 4);
+        }
       }
+      uint16_t* scales = reinterpret_cast<uint16_t*>(stream + s.scale_at(bg, i));
+      for (int lane = bl; lane < 16; lane += bg.B) scales[lane] = d;
     }
   }
 }
 
-// Activations quantized to Q8_0 (as quantize_q8_0) in the split form:
-// int8 rows of Kp, f32 scales rows of ns, and for Q4_0 the per-chunk start
-// vectors (-8 * block sums in lanes 0 and 8).
+// Activations quantized to Q8_0 (as quantize_q8_0) in the kernel's layout:
+// rows of 32 * nbp int8 (each group's vectors as the weights'), and per row
+// and group 16 f32 scales and 16 int32 start values (each lane's -c * the sum
+// of its x: c = 128 for the u8 w + 128 and grid + 128 forms, 8 for Q4_0's q).
 struct Activations {
   ScratchBuffer q_buf, d_buf, start_buf;  // per thread, reused across calls, counted
   int8_t* q = nullptr;
@@ -158,13 +186,12 @@ struct Activations {
 
 // One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127,
 // q = lroundf(x / d) (half away from zero: trunc(|v|) + (frac >= 0.5), exact
-// for |v| <= 127). Returns the block's int sum (Q4_0 start vector).
-inline int32_t quantize_block(const float* x, int8_t* q, float* d_out) {
+// for |v| <= 127).
+inline void quantize_block(const float* x, int8_t* q, float* d_out) {
   const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
   const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
   const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
   *d_out = f16_to_f32(f32_to_f16(d));
-  __m512i sum = _mm512_setzero_si512();
   for (int h = 0; h < 2; h++) {
     const __m512 v = _mm512_mul_ps(h ? b : a, _mm512_set1_ps(id));
     const __m512 av = _mm512_abs_ps(v);
@@ -172,96 +199,91 @@ inline int32_t quantize_block(const float* x, int8_t* q, float* d_out) {
     const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(av, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
     __m512i r = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.f)));
     r = _mm512_mask_sub_epi32(r, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_si512(), r);
-    sum = _mm512_add_epi32(sum, r);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtepi32_epi8(r));
   }
-  return _mm512_reduce_add_epi32(sum);
 }
 
 void quantize_activations(const float* x, int64_t M, const Split& s, Activations& a, ThreadPool& pool) {
-  const bool q4 = s.kind == Kind::kQ4;
-  const size_t nq = size_t(M * s.Kp), nd = size_t(M * s.ns), ns = q4 ? size_t(M * s.chunks * 16) : 0;
-  a.q = static_cast<int8_t*>(a.q_buf.get(nq));
-  a.d = static_cast<float*>(a.d_buf.get(nd * sizeof(float)));
-  a.start = q4 ? static_cast<int32_t*>(a.start_buf.get(ns * sizeof(int32_t))) : nullptr;
-  std::memset(a.q, 0, nq);  // padding past K must read as zero
-  std::memset(a.d, 0, nd * sizeof(float));
-  if (q4) std::memset(a.start, 0, ns * sizeof(int32_t));
+  const int64_t row_q = 32 * s.nbp, row_g = 16 * s.n_groups;
+  a.q = static_cast<int8_t*>(a.q_buf.get(size_t(M * row_q)));
+  a.d = static_cast<float*>(a.d_buf.get(size_t(M * row_g) * sizeof(float)));
+  a.start = static_cast<int32_t*>(a.start_buf.get(size_t(M * row_g) * sizeof(int32_t)));
+  const int32_t c = s.kind == Kind::kQ4 ? 8 : 128;
   auto run = [&](int64_t m0, int64_t m1, int) {
-    for (int64_t m = m0; m < m1; m++)
+    for (int64_t m = m0; m < m1; m++) {
+      int8_t* q = a.q + m * row_q;
+      float* d = a.d + m * row_g;
+      int32_t* start = a.start + m * row_g;
+      std::memset(q, 0, size_t(row_q));  // padding blocks read as zero
+      std::fill(d, d + row_g, 0.f);
+      std::fill(start, start + row_g, 0);
       for (int64_t b = 0; b < s.nb; b++) {
-        const int32_t sum =
-            quantize_block(x + m * s.K + b * 32, a.q + m * s.Kp + b * 32, a.d + m * s.ns + b);
-        if (q4) a.start[size_t((m * s.chunks + b / 2) * 16 + (b % 2) * 8)] = -8 * sum;
+        const int64_t g = s.group_of_block(b);
+        const BlockGroup bg = s.group(g);
+        const int bl = int(b - bg.b0);
+        int8_t blk[32];
+        float db;
+        quantize_block(x + m * s.K + b * 32, blk, &db);
+        for (int k = 0; k < 8; k++) {
+          const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
+          std::memcpy(q + 32 * bg.b0 + 64 * j + 4 * lane, blk + 4 * k, 4);
+          start[16 * g + lane] -= c * (blk[4 * k] + blk[4 * k + 1] + blk[4 * k + 2] + blk[4 * k + 3]);
+        }
+        for (int lane = bl; lane < 16; lane += bg.B) d[16 * g + lane] = db;
       }
+    }
   };
   if (M >= 4) pool.parallel_for(M, run);
   else run(0, M, 0);
 }
 
-// One row group (wq: its quants, wsc: its scales) against MB activation rows.
+// One row group (its stream) against MB activation rows.
 template <Kind KD, int MB>
-inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, int nn, const Activations& a, int64_t m,
+inline void row_group(const Split& s, const uint8_t* stream, int nn, const Activations& a, int64_t m,
                       const float* bias, int64_t n, float* y) {
   constexpr int R = kRows;
-  constexpr bool Q4 = KD == Kind::kQ4, NIB = KD != Kind::kQ8;
+  constexpr bool NIB = KD != Kind::kQ8;
   constexpr int64_t CB = NIB ? 32 : 64;
+  const int64_t row_q = 32 * s.nbp, row_g = 16 * s.n_groups;
   __m512 acc[R][MB];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
   const __m512i nib = _mm512_set1_epi8(0x0f);
   const __m512i grid = _mm512_loadu_si512(kGridU8.data());
-  const int8_t* xr[MB];
-  const float* dr[MB];
-  const int32_t* st[MB];
-  for (int j = 0; j < MB; j++) {
-    xr[j] = a.q + (m + j) * s.Kp;
-    dr[j] = a.d + (m + j) * s.ns;
-    st[j] = Q4 ? a.start + (m + j) * s.chunks * 16 : nullptr;
-  }
-  for (int64_t g = 0; g < s.ns / 16; g++) {
-    __m512 sw[R], sx[MB];
-    for (int i = 0; i < R; i++)
-      sw[i] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsc + (g * R + i) * 16)));
-    for (int j = 0; j < MB; j++) sx[j] = _mm512_loadu_ps(dr[j] + g * 16);
-    const int64_t c_end = std::min<int64_t>(s.chunks, g * 8 + 8);
-    for (int64_t c = g * 8; c < c_end; c++) {
-      const int cc = int(c - g * 8);
-      // Lanes 0-7 take scale 2cc, lanes 8-15 scale 2cc + 1 of this group.
-      const __m512i idx = _mm512_set_epi32(2 * cc + 1, 2 * cc + 1, 2 * cc + 1, 2 * cc + 1, 2 * cc + 1, 2 * cc + 1,
-                                           2 * cc + 1, 2 * cc + 1, 2 * cc, 2 * cc, 2 * cc, 2 * cc, 2 * cc, 2 * cc,
-                                           2 * cc, 2 * cc);
-      const uint8_t* wc = wq + c * R * CB;
-      for (int64_t p = 0; p < R * CB; p += 64) _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * R * CB + p), _MM_HINT_T0);
-      __m512i xv[MB], x0[MB];
-      __m512 px[MB];
-      for (int j = 0; j < MB; j++) {
-        xv[j] = _mm512_loadu_si512(xr[j] + c * 64);
-        px[j] = _mm512_permutexvar_ps(idx, sx[j]);
-        if constexpr (Q4) x0[j] = _mm512_loadu_si512(st[j] + c * 16);
-        else  // -128 * (the lane's four x): 128 as u8 times x, negated
-          x0[j] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(char(0x80)), xv[j]));
-      }
+  for (int64_t g = 0; g < s.n_groups; g++) {
+    const BlockGroup bg = s.group(g);
+    __m512i isum[R][MB];
+    const int8_t* xg[MB];
+    for (int j = 0; j < MB; j++) {
+      const __m512i st = _mm512_loadu_si512(a.start + (m + j) * row_g + 16 * g);
+      for (int i = 0; i < R; i++) isum[i][j] = st;
+      xg[j] = a.q + (m + j) * row_q + 32 * bg.b0;
+    }
+    for (int v = 0; v < bg.J; v++) {
+      const uint8_t* wv = stream + s.quant_at(bg, v, 0);
+      for (int64_t p = 0; p < R * CB; p += 64) _mm_prefetch(reinterpret_cast<const char*>(wv + 8 * R * CB + p), _MM_HINT_T0);
+      __m512i xv[MB];
+      for (int j = 0; j < MB; j++) xv[j] = _mm512_loadu_si512(xg[j] + 64 * v);
       for (int i = 0; i < R; i++) {
-        const __m512 pw = _mm512_permutexvar_ps(idx, sw[i]);
+        __m512i w;
         if constexpr (NIB) {
-          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + i * CB));
-          const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
-          __m512i wv = _mm512_and_si512(both, nib);
-          if constexpr (!Q4) wv = _mm512_shuffle_epi8(grid, wv);
-          for (int j = 0; j < MB; j++) {
-            const __m512i isum = _mm512_dpbusd_epi32(x0[j], wv, xv[j]);
-            acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), pw), px[j], acc[i][j]);
-          }
+          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + i * CB));
+          w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), nib);
+          if constexpr (KD == Kind::kIQ4) w = _mm512_shuffle_epi8(grid, w);
         } else {
-          const __m512i wv = _mm512_loadu_si512(wc + i * CB);  // w + 128
-          for (int j = 0; j < MB; j++) {
-            const __m512i isum = _mm512_dpbusd_epi32(x0[j], wv, xv[j]);
-            acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum), pw), px[j], acc[i][j]);
-          }
+          w = _mm512_loadu_si512(wv + i * CB);  // w + 128
         }
+        for (int j = 0; j < MB; j++) isum[i][j] = _mm512_dpbusd_epi32(isum[i][j], w, xv[j]);
       }
+    }
+    // Every lane holds one block's exact int32 sum: scale by d_w * d_x.
+    const uint16_t* sc = reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, 0));
+    __m512 sx[MB];
+    for (int j = 0; j < MB; j++) sx[j] = _mm512_loadu_ps(a.d + (m + j) * row_g + 16 * g);
+    for (int i = 0; i < R; i++) {
+      const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + 16 * i)));
+      for (int j = 0; j < MB; j++)
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i][j]), _mm512_mul_ps(sw, sx[j]), acc[i][j]);
     }
   }
   for (int j = 0; j < MB; j++)
@@ -272,16 +294,14 @@ inline void row_group(const Split& s, const uint8_t* wq, const uint16_t* wsc, in
 template <Kind KD>
 void run_split(const Split& s, const uint8_t* packed, const Activations& a, int64_t M, const float* bias, float* y,
                ThreadPool& pool) {
-  const uint16_t* scales = reinterpret_cast<const uint16_t*>(packed + s.scale_offset);
-  pool.parallel_for(s.groups, [&](int64_t g0, int64_t g1, int) {
-    for (int64_t g = g0; g < g1; g++) {
-      const int64_t n = g * kRows;
+  pool.parallel_for(s.row_groups, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t n = r * kRows;
       const int nn = int(std::min<int64_t>(kRows, s.N - n));
-      const uint8_t* wq = packed + g * s.group_quant_bytes();
-      const uint16_t* ws = scales + g * s.group_scales();
+      const uint8_t* stream = packed + r * s.stream_bytes;
       int64_t m = 0;
-      for (; m + 2 <= M; m += 2) row_group<KD, 2>(s, wq, ws, nn, a, m, bias, n, y);
-      if (m < M) row_group<KD, 1>(s, wq, ws, nn, a, m, bias, n, y);
+      for (; m + 2 <= M; m += 2) row_group<KD, 2>(s, stream, nn, a, m, bias, n, y);
+      if (m < M) row_group<KD, 1>(s, stream, nn, a, m, bias, n, y);
     }
   }, 8);
 }
@@ -293,6 +313,28 @@ inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(bf16_bits(v)));
 }
 
+// Block b of row n read back from the split layout, its 32 elements in order
+// (Q8_0: w + 128; Q4_0 / IQ4_NL: nibble values 0..15); returns its scale.
+template <typename T>
+float block_slots(const Split& s, const uint8_t* packed, int64_t n, int64_t b, T* out) {
+  const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
+  const BlockGroup bg = s.group(s.group_of_block(b));
+  const int bl = int(b - bg.b0), i = int(n % kRows);
+  for (int k = 0; k < 8; k++) {
+    const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
+    const uint8_t* vec = stream + s.quant_at(bg, j, i);
+    uint32_t q;
+    if (s.q4) {
+      std::memcpy(&q, vec + 4 * (lane % 8), 4);
+      q = (q >> (lane >= 8 ? 4 : 0)) & 0x0f0f0f0fu;
+    } else {
+      std::memcpy(&q, vec + 4 * lane, 4);
+    }
+    std::memcpy(out + 4 * k, &q, 4);
+  }
+  return f16_to_f32(reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, i))[bl]);
+}
+
 }  // namespace
 
 void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
@@ -300,7 +342,6 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
   const Split s(w);
   const bool prepared = s.prepared(w);
   const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
-  const uint16_t* scales = prepared ? reinterpret_cast<const uint16_t*>(packed + s.scale_offset) : nullptr;
   const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
   const __m512i grid = _mm512_loadu_si512(kGridI32.data());
   // Nibble values 0..15 (in the low 4 bits) to the weight quants.
@@ -316,12 +357,10 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
         __m512i lo, hi;
         float d;
         if (prepared) {
-          const uint8_t* chunk = packed + s.quant_at(n, b / 2);
-          const int shift = int(b % 2) * 4;
-          lo = _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk))), shift);
-          hi = _mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk + 16))),
-                                 shift);
-          d = f16_to_f32(scales[s.scale_at(n, b)]);
+          uint8_t v[32];
+          d = block_slots(s, packed, n, b, v);
+          lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
+          hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16)));
         } else {
           const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL
           const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
@@ -335,9 +374,10 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
         const int8_t* qs;
         float d;
         __m128i flip = _mm_setzero_si128();  // the split form stores w + 128: xor 0x80 gives w back
+        int8_t v[32];
         if (prepared) {
-          qs = reinterpret_cast<const int8_t*>(packed + s.quant_at(n, b / 2) + (b % 2) * 32);
-          d = f16_to_f32(scales[s.scale_at(n, b)]);
+          d = block_slots(s, packed, n, b, v);
+          qs = v;
           flip = _mm_set1_epi8(char(0x80));
         } else {
           const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
@@ -357,7 +397,7 @@ size_t prepare_quant(const Weight& w, void* dst, Weight* out) {
   if (!is_matmul_quant(w.dtype) || w.rows <= 0 || w.cols <= 0 || w.cols % kQ8Block) return 0;
   const Split s(w);
   if (dst) {
-    pack_split(w, s, static_cast<uint8_t*>(dst), 0, s.groups);
+    pack_split(w, s, static_cast<uint8_t*>(dst), 0, s.row_groups);
     *out = w;
     out->packed = dst;
     out->packed_tag = s.tag;
@@ -375,7 +415,7 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   if (!s.prepared(w)) {
     thread_local ScratchBuffer buf;  // not prepared: split per call
     uint8_t* dst = static_cast<uint8_t*>(buf.get(s.bytes));
-    pool.parallel_for(s.groups, [&](int64_t g0, int64_t g1, int) { pack_split(w, s, dst, g0, g1); }, 16);
+    pool.parallel_for(s.row_groups, [&](int64_t r0, int64_t r1, int) { pack_split(w, s, dst, r0, r1); }, 16);
     packed = dst;
   }
   thread_local Activations act;

@@ -165,12 +165,14 @@ TEST(Quant, Q4_0RoundTripWithinOneStep) {
 
 // Every block type through the fast kernel (prepared once, or split per call)
 // against the scalar reference: identical integer block sums, f32 order aside.
+// The K values give every block-group tail of the split layout (groups of 16
+// blocks, then 8, 4 and 2: K / 32 = 1, 3, 20, 28, 30, 33, 40).
 TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
   ThreadPool pool(2);
   const KernelTable* fast = kernels_for(Isa::kAvx512);
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 9, 32 * 33},
-                           {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}}) {
+                           {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}, {2, 11, 32 * 30}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
       std::vector<float> x = randn(size_t(M * K), uint32_t(K + M)), wf = randn(size_t(N * K), uint32_t(N), 0.2f);
       std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
@@ -234,7 +236,8 @@ TEST(Quant, Bf16ModePromptRowsUseDequantizedWeights) {
   if (!fast) GTEST_SKIP() << "no AVX-512 kernels on this CPU";
   ThreadPool pool(2);
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{16, 33, 64}, {40, 70, 1280}, {100, 37, 32 * 37}}) {
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{16, 33, 64}, {40, 70, 1280}, {100, 37, 32 * 37},
+                           {16, 5, 32 * 30}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
       std::vector<float> x = randn(size_t(M * K), 3), wf = randn(size_t(N * K), 4, 0.2f), bias = randn(size_t(N), 5);
       std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
