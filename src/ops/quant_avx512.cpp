@@ -8,7 +8,7 @@
 // quants, so no 64-byte vector load lines up with them. Split, a row's blocks
 // (padded to an even count) form groups of B = 16 blocks (then 8, 4, 2 for the
 // rest), each J = B / 2 vectors of 64 elements, and every int32 lane of a
-// group's vectors holds elements of one block only (slot_lane): a group's J
+// group's vectors holds elements of one block only (BlockGroup): a group's J
 // vpdpbusd leave 16 exact block sums in 16 lanes, scaled by d_w * d_x in one
 // multiply-add. (Two blocks a vector, as ggml lays them, cost a permute, a
 // convert, a multiply and an add per vector and row: the 4-bit kernel ran at
@@ -78,11 +78,8 @@ struct BlockGroup {
   int64_t off = 0;  // byte offset in a row group's stream
 };
 
-// Where element e (0..31) of a group's block bl goes: vector j, int32 lane.
-// Slot k = e / 4 of the block's eight 4-element slots sits in lane
+// Slot k (elements 4k..4k+3) of a group's block bl sits in int32 lane
 // (k / J) * B + bl of vector k % J, so each lane holds one block's slots only.
-inline int slot_vector(int k, int J) { return k % J; }
-inline int slot_lane(int k, int B, int J, int bl) { return (k / J) * B + bl; }
 
 struct Split {
   int64_t N = 0, K = 0, nb = 0, nbp = 0, row_groups = 0, chunk_bytes = 0, full = 0, n_groups = 0;
@@ -129,46 +126,59 @@ struct Split {
   int64_t scale_at(const BlockGroup& bg, int i) const { return bg.off + bg.J * kRows * chunk_bytes + i * 32; }
 };
 
-// Packs the row groups [r0, r1) (their padding rows too).
+// The int32 index, in a group's blocks laid out one after another (8 slots
+// each), of lane l of vector j: block l % B, slot (l / B) * J + j.
+inline __m512i group_gather_index(const BlockGroup& bg, int j) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int log_b = __builtin_ctz(unsigned(bg.B)), log_j = log_b - 1;
+  const __m512i block = _mm512_and_si512(lane, _mm512_set1_epi32(bg.B - 1));
+  const __m512i slot = _mm512_add_epi32(_mm512_slli_epi32(_mm512_srli_epi32(lane, log_b), log_j), _mm512_set1_epi32(j));
+  return _mm512_add_epi32(_mm512_slli_epi32(block, 3), slot);
+}
+
+// Packs the row groups [r0, r1) (their padding rows too): per row and group,
+// the blocks' elements in order (w + 128, or nibble values 0..15) go to a
+// small buffer, and each vector gathers its lanes from it.
 void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64_t r1) {
-  std::memset(dst + r0 * s.stream_bytes, 0, size_t((r1 - r0) * s.stream_bytes));
+  if (r1 * kRows > s.N)  // padding rows of the last row group read as zero
+    std::memset(dst + (r1 - 1) * s.stream_bytes, 0, size_t(s.stream_bytes));
+  alignas(64) uint8_t elems[16 * 32];
   for (int64_t n = r0 * kRows; n < std::min(s.N, r1 * kRows); n++) {
     uint8_t* stream = dst + (n / kRows) * s.stream_bytes;
     const int i = int(n % kRows);
-    for (int64_t b = 0; b < s.nb; b++) {
-      const BlockGroup bg = s.group(s.group_of_block(b));
-      const int bl = int(b - bg.b0);
-      uint16_t d;
-      uint32_t slots[8];  // the block's elements in order, 4 a slot: w + 128, or nibble values 0..15
-      if (s.q4) {
-        const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL: the same bytes
-        uint8_t v[32];
-        for (int t = 0; t < 16; t++) {
-          v[t] = blk.qs[t] & 0x0f;
-          v[t + 16] = blk.qs[t] >> 4;
-        }
-        std::memcpy(slots, v, 32);
-        d = blk.d;
-      } else {
-        const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
-        std::memcpy(slots, blk.qs, 32);
-        for (uint32_t& q : slots) q ^= 0x80808080u;  // int8 w -> u8 w + 128
-        d = blk.d;
-      }
-      for (int k = 0; k < 8; k++) {
-        const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
-        uint8_t* vec = stream + s.quant_at(bg, j, i);
-        if (s.q4) {  // lanes 0-7: low nibbles of bytes 0-31; lanes 8-15: high nibbles
-          uint32_t raw;
-          std::memcpy(&raw, vec + 4 * (lane % 8), 4);
-          raw |= slots[k] << (lane >= 8 ? 4 : 0);
-          std::memcpy(vec + 4 * (lane % 8), &raw, 4);
+    for (int64_t g = 0; g < s.n_groups; g++) {
+      const BlockGroup bg = s.group(g);
+      uint16_t d[16] = {};
+      for (int bl = 0; bl < bg.B; bl++) {
+        const int64_t b = bg.b0 + bl;
+        uint8_t* e = elems + 32 * bl;
+        if (b >= s.nb) {  // the padding block of an odd count
+          std::memset(e, 0, 32);
+        } else if (s.q4) {
+          const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL: the same bytes
+          const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), lo4 = _mm_set1_epi8(0x0f);
+          _mm_store_si128(reinterpret_cast<__m128i*>(e), _mm_and_si128(q, lo4));
+          _mm_store_si128(reinterpret_cast<__m128i*>(e + 16), _mm_and_si128(_mm_srli_epi16(q, 4), lo4));
+          d[bl] = blk.d;
         } else {
-          std::memcpy(vec + 4 * lane, &slots[k], 4);
+          const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(e), _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))));
+          d[bl] = blk.d;  // int8 w -> u8 w + 128 above
         }
+      }
+      for (int j = 0; j < bg.J; j++) {
+        const __m512i v = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
+        uint8_t* vec = stream + s.quant_at(bg, j, i);
+        if (s.q4)  // lanes 0-7 in the low nibbles of the 32 bytes, lanes 8-15 in the high ones
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(vec),
+                              _mm256_or_si256(_mm512_castsi512_si256(v),
+                                              _mm256_slli_epi16(_mm512_extracti64x4_epi64(v, 1), 4)));
+        else
+          _mm512_storeu_si512(vec, v);
       }
       uint16_t* scales = reinterpret_cast<uint16_t*>(stream + s.scale_at(bg, i));
-      for (int lane = bl; lane < 16; lane += bg.B) scales[lane] = d;
+      for (int lane = 0; lane < 16; lane++) scales[lane] = d[lane % bg.B];
     }
   }
 }
@@ -210,28 +220,25 @@ void quantize_activations(const float* x, int64_t M, const Split& s, Activations
   a.start = static_cast<int32_t*>(a.start_buf.get(size_t(M * row_g) * sizeof(int32_t)));
   const int32_t c = s.kind == Kind::kQ4 ? 8 : 128;
   auto run = [&](int64_t m0, int64_t m1, int) {
-    for (int64_t m = m0; m < m1; m++) {
-      int8_t* q = a.q + m * row_q;
-      float* d = a.d + m * row_g;
-      int32_t* start = a.start + m * row_g;
-      std::memset(q, 0, size_t(row_q));  // padding blocks read as zero
-      std::fill(d, d + row_g, 0.f);
-      std::fill(start, start + row_g, 0);
-      for (int64_t b = 0; b < s.nb; b++) {
-        const int64_t g = s.group_of_block(b);
+    alignas(64) int8_t elems[16 * 32];
+    for (int64_t m = m0; m < m1; m++)
+      for (int64_t g = 0; g < s.n_groups; g++) {
         const BlockGroup bg = s.group(g);
-        const int bl = int(b - bg.b0);
-        int8_t blk[32];
-        float db;
-        quantize_block(x + m * s.K + b * 32, blk, &db);
-        for (int k = 0; k < 8; k++) {
-          const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
-          std::memcpy(q + 32 * bg.b0 + 64 * j + 4 * lane, blk + 4 * k, 4);
-          start[16 * g + lane] -= c * (blk[4 * k] + blk[4 * k + 1] + blk[4 * k + 2] + blk[4 * k + 3]);
+        float d[16] = {};
+        for (int bl = 0; bl < bg.B; bl++) {
+          if (bg.b0 + bl < s.nb) quantize_block(x + m * s.K + (bg.b0 + bl) * 32, elems + 32 * bl, &d[bl]);
+          else std::memset(elems + 32 * bl, 0, 32);  // the padding block of an odd count
         }
-        for (int lane = bl; lane < 16; lane += bg.B) d[16 * g + lane] = db;
+        // Each lane's start: -c * the sum of its x (vpdpbusd with u8 ones sums four int8).
+        __m512i sum = _mm512_setzero_si512();
+        for (int j = 0; j < bg.J; j++) {
+          const __m512i v = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
+          _mm512_storeu_si512(a.q + m * row_q + 32 * bg.b0 + 64 * j, v);
+          sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), v);
+        }
+        _mm512_storeu_si512(a.start + m * row_g + 16 * g, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-c)));
+        for (int lane = 0; lane < 16; lane++) a.d[m * row_g + 16 * g + lane] = d[lane % bg.B];
       }
-    }
   };
   if (M >= 4) pool.parallel_for(M, run);
   else run(0, M, 0);
@@ -320,18 +327,21 @@ float block_slots(const Split& s, const uint8_t* packed, int64_t n, int64_t b, T
   const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
   const BlockGroup bg = s.group(s.group_of_block(b));
   const int bl = int(b - bg.b0), i = int(n % kRows);
-  for (int k = 0; k < 8; k++) {
-    const int j = slot_vector(k, bg.J), lane = slot_lane(k, bg.B, bg.J, bl);
-    const uint8_t* vec = stream + s.quant_at(bg, j, i);
-    uint32_t q;
-    if (s.q4) {
-      std::memcpy(&q, vec + 4 * (lane % 8), 4);
-      q = (q >> (lane >= 8 ? 4 : 0)) & 0x0f0f0f0fu;
-    } else {
-      std::memcpy(&q, vec + 4 * lane, 4);
-    }
-    std::memcpy(out + 4 * k, &q, 4);
+  const int log_b = __builtin_ctz(unsigned(bg.B)), log_j = log_b - 1;
+  const __m256i k = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i j = _mm256_and_si256(k, _mm256_set1_epi32(bg.J - 1));
+  const __m256i lane = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(k, log_j), log_b), _mm256_set1_epi32(bl));
+  static_assert(kRows == 4, "the shifts below step over four rows' vectors");
+  const int* vec0 = reinterpret_cast<const int*>(stream + s.quant_at(bg, 0, i));
+  __m256i v;
+  if (s.q4) {  // vector j's 32 bytes at j * kRows * 32; lane l's nibbles at byte 4 * (l % 8), high when l >= 8
+    const __m256i idx = _mm256_add_epi32(_mm256_slli_epi32(j, 5), _mm256_and_si256(lane, _mm256_set1_epi32(7)));
+    v = _mm256_srlv_epi32(_mm256_i32gather_epi32(vec0, idx, 4), _mm256_slli_epi32(_mm256_srli_epi32(lane, 3), 2));
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+  } else {  // vector j's 64 bytes at j * kRows * 64
+    v = _mm256_i32gather_epi32(vec0, _mm256_add_epi32(_mm256_slli_epi32(j, 6), lane), 4);
   }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
   return f16_to_f32(reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, i))[bl]);
 }
 
