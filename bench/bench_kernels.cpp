@@ -1,19 +1,20 @@
 // Kernel throughput report: GFLOP/s of the best (or DSVL2_ISA-forced) kernel
-// table on the shapes the model runs, as a fraction of the measured machine
-// peaks, with oneDNN's matmul on the same shapes as a peer when installed.
+// table on the shapes the model runs, as a fraction of the machine's peaks
+// measured at the start of the same run (ops/roofline.h: bf16 dot, f32 FMA,
+// streaming read), with oneDNN's matmul on the same shapes as a peer when
+// installed.
 //
 //   bench_kernels [--quick] [--filter SUBSTR] [--threads N] [--cpu-time]
 //
 // --cpu-time runs one thread and times it by its own CPU time: on a loaded
-// machine this measures the kernel, not the scheduler. Percentages stay
-// against the 2-thread peaks above; one core alone reaches ~445 GFLOP/s of
-// bf16 dot products in an L1-resident micro-kernel loop, so a single-thread
-// figure near 100% is possible.
+// machine this measures the kernel, not the scheduler. Percentages are then
+// against one thread's peaks, measured the same way.
 // Run oneDNN with OMP_NUM_THREADS matching --threads.
 //
-// Peaks (2-core Zen 4, both threads): bf16 dot ~470 GFLOP/s, f32 FMA ~234,
-// memory read ~44 GB/s. Each row is the best of several runs (the machine is
-// shared; the minimum is the least disturbed).
+// Each row is the best of several runs (the machine is shared; the minimum
+// is the least disturbed). Memory bandwidth drifts with the neighbours: a
+// matrix-vector row's "of mem" means something only next to the reading
+// printed in the same run.
 #include <time.h>
 
 #include <chrono>
@@ -28,6 +29,7 @@
 #include "core/rng.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
+#include "ops/roofline.h"
 
 #ifdef DSVL2_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -36,9 +38,8 @@
 namespace dsvl2 {
 namespace {
 
-constexpr double kPeakBf16 = 470e9, kPeakF32 = 234e9, kPeakMem = 44e9;
-
-double g_peak_scale = 1.0;
+// Peaks of this run's pool (bf16 and f32 FLOP/s, read bytes/s), measured in main().
+double g_peak_bf16 = 0, g_peak_f32 = 0, g_peak_mem = 0;
 bool g_quick = false;
 bool g_cpu_time = false;
 
@@ -119,11 +120,11 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   const bool bf = c == Compute::kBF16;
   // The model's weights are bf16 in both modes; oneDNN's f32 peer uses f32 weights.
   Weight w{DType::kBF16, N, K, wb.data()};
-  const double flop = 2.0 * M * N * K, peak = (bf ? kPeakBf16 : kPeakF32) * g_peak_scale;
+  const double flop = 2.0 * M * N * K, peak = bf ? g_peak_bf16 : g_peak_f32;
   double t = time_best([&] { kt.matmul(x.data(), M, w, nullptr, y.data(), c, pool); });
   std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f %5.0f%%", label.c_str(), (long long)M, (long long)N, (long long)K,
               t * 1e3, flop / t * 1e-9, 100 * flop / t / peak);
-  if (M == 1) std::printf(" (%5.1f GB/s = %3.0f%% of mem)", N * K * 2 / t * 1e-9, 100 * N * K * 2 / t / (kPeakMem * g_peak_scale));
+  if (M == 1) std::printf(" (%5.1f GB/s = %3.0f%% of mem)", N * K * 2 / t * 1e-9, 100 * N * K * 2 / t / g_peak_mem);
   // Weights prepared once (Ops::prepare), when the table has a packed form.
   Tensor storage;
   const Weight wp = Ops{&kt, &pool, c}.prepare(w, &storage);
@@ -190,7 +191,7 @@ void bench_attention(const KernelTable& kt, ThreadPool& pool, int T, int S, int 
   double tr = g_quick ? 0 : time_best([&] { kernels_ref().attention(a, pool); }, 0.1, 2);
   const bool bf = c == Compute::kBF16;
   std::printf("%-28s T=%d S=%d H=%d D=%d  %8.2f ms %7.1f GFLOP/s %4.0f%% of %s peak", label.c_str(), T, S, H, D,
-              t * 1e3, flop / t * 1e-9, 100 * flop / t / ((bf ? kPeakBf16 : kPeakF32) * g_peak_scale), bf ? "bf16" : "f32");
+              t * 1e3, flop / t * 1e-9, 100 * flop / t / (bf ? g_peak_bf16 : g_peak_f32), bf ? "bf16" : "f32");
   if (T == 1) std::printf(" (K/V %5.1f GB/s)", double(S) * H * 2 * D * (bf16_kv ? 2 : 4) / t * 1e-9);
   if (tr > 0) std::printf("  (scalar ref %.1f ms, %.0fx)", tr * 1e3, tr / t);
   std::printf("\n");
@@ -249,8 +250,12 @@ int main(int argc, char** argv) {
   if (g_cpu_time) threads = 1;
   ThreadPool pool(threads);
   const KernelTable& kt = kernels_best();
-  std::printf("kernels: %s, %d threads; peaks: bf16 %.0f, f32 %.0f GFLOP/s, memory %.0f GB/s\n", isa_name(kt.isa),
-              threads, kPeakBf16 * g_peak_scale * 1e-9, kPeakF32 * g_peak_scale * 1e-9, kPeakMem * g_peak_scale * 1e-9);
+  const Roofline roof = measure_roofline(pool, g_quick);
+  g_peak_bf16 = roof.bf16_gflops * 1e9;
+  g_peak_f32 = roof.f32_gflops * 1e9;
+  g_peak_mem = roof.mem_gbs * 1e9;
+  std::printf("kernels: %s, %d threads; peaks measured now: bf16 %.0f, f32 %.0f GFLOP/s, memory %.0f GB/s\n", isa_name(kt.isa),
+              threads, g_peak_bf16 * 1e-9, g_peak_f32 * 1e-9, g_peak_mem * 1e-9);
   if (g_cpu_time) std::printf("(timed by thread CPU time, one core)\n");
 #ifndef DSVL2_HAVE_DNNL
   std::printf("oneDNN comparison skipped: built without oneDNN (bash scripts/setup --peers, then reconfigure)\n");
