@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/scratch.h"
 
 namespace dsvl2 {
 
@@ -36,22 +37,24 @@ AttentionMha AttentionMha::load(const WeightSource& src, const std::string& pref
 void AttentionMha::forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops,
                            float* y) const {
   const int64_t qw = int64_t(H_) * hd_, kw = int64_t(Hkv_) * hd_;
-  std::vector<float> q(size_t(N * qw)), att(size_t(N * qw)), k(size_t(N * kw)), v(size_t(N * kw));
+  auto q = scratch_array<float>(size_t(N * qw)), k = scratch_array<float>(size_t(N * kw)),
+       v = scratch_array<float>(size_t(N * kw));
+  std::vector<float> att(size_t(N * qw));  // zero where no segment writes
   if (q_b_.data()) {
-    ops.linear(x, N, q_, opt(q_b_), q.data());
-    ops.linear(x, N, k_, opt(k_b_), k.data());
-    ops.linear(x, N, v_, opt(v_b_), v.data());
+    ops.linear(x, N, q_, opt(q_b_), q.get());
+    ops.linear(x, N, k_, opt(k_b_), k.get());
+    ops.linear(x, N, v_, opt(v_b_), v.get());
   } else {
-    linear_parts(ops, x, N, qkv_, {&q_, &k_, &v_}, {q.data(), k.data(), v.data()});
+    linear_parts(ops, x, N, qkv_, {&q_, &k_, &v_}, {q.get(), k.get(), v.get()});
   }
   for (const BatchSegment& s : segs) {
     KVCache& cache = *s.cache;
-    float* qs = q.data() + int64_t(s.row0) * qw;
-    float* ks = k.data() + int64_t(s.row0) * kw;
+    float* qs = q.get() + int64_t(s.row0) * qw;
+    float* ks = k.get() + int64_t(s.row0) * kw;
     rope_.apply(qs, s.n, H_, qw, hd_, s.pos0, RopeStyle::kNeox);
     rope_.apply(ks, s.n, Hkv_, kw, hd_, s.pos0, RopeStyle::kNeox);
     cache.write_k(layer, s.pos0, ks, s.n);
-    cache.write_v(layer, s.pos0, v.data() + int64_t(s.row0) * kw, s.n);
+    cache.write_v(layer, s.pos0, v.get() + int64_t(s.row0) * kw, s.n);
 
     AttentionArgs a;
     a.q = qs;

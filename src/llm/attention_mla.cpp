@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "ops/spread.h"
 
 namespace dsvl2 {
@@ -87,49 +88,50 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
 
   // The products of x: the query's first projection and kv_a, fused when
   // there are no biases.
-  std::vector<float> q(size_t(N * qw)), raw(size_t(N * kvw)), qa;
+  auto q = scratch_array<float>(size_t(N * qw)), raw = scratch_array<float>(size_t(N * kvw));
+  std::vector<float> qa;
   if (q_lora_) qa.resize(size_t(N) * q_lora_);
-  float* q_first = q_lora_ ? qa.data() : q.data();
+  float* q_first = q_lora_ ? qa.data() : q.get();
   if (q_a_bias_.data() || kv_a_bias_.data()) {
     ops.linear(x, N, q_lora_ ? q_a_ : q_, opt(q_a_bias_), q_first);
-    ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.data());
+    ops.linear(x, N, kv_a_, opt(kv_a_bias_), raw.get());
   } else {
-    linear_parts(ops, x, N, q_kv_a_, {q_lora_ ? &q_a_ : &q_, &kv_a_}, {q_first, raw.data()});
+    linear_parts(ops, x, N, q_kv_a_, {q_lora_ ? &q_a_ : &q_, &kv_a_}, {q_first, raw.get()});
   }
   // Queries.
   if (q_lora_) {
     std::vector<float> qn(qa.size());
     ops.k->rms_norm(qa.data(), N, q_lora_, q_a_norm_.f32(), kLoraNormEps, qn.data());
-    ops.linear(qn.data(), N, q_b_, nullptr, q.data());
+    ops.linear(qn.data(), N, q_b_, nullptr, q.get());
   }
   // Compressed kv into each sequence's cache rows: [c | k_pe], normalise c, rope k_pe.
   std::vector<float> kv;
   for (const BatchSegment& s : segs) {
     kv.resize(size_t(s.n * kvw));
     for (int t = 0; t < s.n; t++) {
-      const float* r = raw.data() + int64_t(s.row0 + t) * kvw;
+      const float* r = raw.get() + int64_t(s.row0 + t) * kvw;
       ops.k->rms_norm(r, 1, lora_, kv_a_norm_.f32(), kLoraNormEps, kv.data() + t * kvw);
       std::memcpy(kv.data() + t * kvw + lora_, r + lora_, size_t(rope_dim_) * 4);
     }
     rope_.apply(kv.data() + lora_, s.n, 1, kvw, 0, s.pos0, RopeStyle::kInterleaved);
     s.cache->write_k(layer, s.pos0, kv.data(), s.n);
-    rope_.apply(q.data() + int64_t(s.row0) * qw + nope_, s.n, H_, qw, qhd, s.pos0, RopeStyle::kInterleaved);
+    rope_.apply(q.get() + int64_t(s.row0) * qw + nope_, s.n, H_, qw, qhd, s.pos0, RopeStyle::kInterleaved);
   }
 
   // Absorbed queries [N, H, kv_lora + rope] = [q_nope W_uk | q_pe].
-  std::vector<float> qc(size_t(N) * H_ * kvw);
+  auto qc = scratch_array<float>(size_t(N) * H_ * kvw);  // every head's full row written below
   const size_t es = dtype_size(uk_t_.dtype());
   auto absorb_head = [&](int h, const Ops& o) {
     std::vector<float> qn(size_t(N) * nope_), qa(size_t(N) * lora_);
     for (int t = 0; t < N; t++) {
-      const float* src = q.data() + t * qw + h * qhd;
+      const float* src = q.get() + t * qw + h * qhd;
       std::memcpy(qn.data() + int64_t(t) * nope_, src, size_t(nope_) * 4);
-      std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw + lora_, src + nope_, size_t(rope_dim_) * 4);
+      std::memcpy(qc.get() + (int64_t(t) * H_ + h) * kvw + lora_, src + nope_, size_t(rope_dim_) * 4);
     }
     Weight uk{uk_t_.dtype(), lora_, nope_, static_cast<const uint8_t*>(uk_t_.data()) + size_t(h) * lora_ * nope_ * es};
     o.linear(qn.data(), N, uk, nullptr, qa.data());
     for (int t = 0; t < N; t++)
-      std::memcpy(qc.data() + (int64_t(t) * H_ + h) * kvw, qa.data() + int64_t(t) * lora_, size_t(lora_) * 4);
+      std::memcpy(qc.get() + (int64_t(t) * H_ + h) * kvw, qa.data() + int64_t(t) * lora_, size_t(lora_) * 4);
   };
   for_each_head(N, ops, H_, absorb_head);
 
@@ -137,7 +139,7 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
   std::vector<float> lat(size_t(H_) * N * lora_);
   for (const BatchSegment& s : segs) {
     AttentionArgs a;
-    a.q = qc.data() + int64_t(s.row0) * H_ * kvw;
+    a.q = qc.get() + int64_t(s.row0) * H_ * kvw;
     a.q_stride_t = int64_t(H_) * kvw;
     a.q_stride_h = kvw;
     set_cache_kv(*s.cache, layer, &a);  // values: the first kv_lora of each key row

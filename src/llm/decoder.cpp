@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "ops/quant.h"
 
 namespace dsvl2 {
@@ -132,31 +133,32 @@ Tensor LanguageModel::forward(const Batch& b, const Ops& ops) const {
   const int N = b.rows();
   const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size;
   const float eps = float(cfg_.rms_norm_eps);
-  std::vector<float> h(size_t(N * D)), xn(size_t(N * D)), out(size_t(N * D));
+  auto h = scratch_array<float>(size_t(N * D)), xn = scratch_array<float>(size_t(N * D)),
+       out = scratch_array<float>(size_t(N * D));
   const auto& rows = b.row_list();
   for (int r = 0; r < N; r++) {
     const BatchRow& row = rows[size_t(r)];
     if (row.token >= 0)
-      embed(&row.token, 1, h.data() + r * D);
+      embed(&row.token, 1, h.get() + r * D);
     else
-      std::memcpy(h.data() + r * D, b.embedding(row.embed), size_t(D) * 4);
+      std::memcpy(h.get() + r * D, b.embedding(row.embed), size_t(D) * 4);
   }
   // From here on caches are written: positions at and after each pos0 go.
   for (const BatchSegment& s : segs) s.cache->truncate(s.pos0);
   for (size_t i = 0; i < layers_.size(); i++) {
     const Layer& L = layers_[i];
-    ops.k->rms_norm(h.data(), N, D, L.input_norm.f32(), eps, xn.data());
+    ops.k->rms_norm(h.get(), N, D, L.input_norm.f32(), eps, xn.get());
     if (L.mla)
-      L.mla->forward(xn.data(), N, segs, int(i), ops, out.data());
+      L.mla->forward(xn.get(), N, segs, int(i), ops, out.get());
     else
-      L.mha->forward(xn.data(), N, segs, int(i), ops, out.data());
-    for (int64_t j = 0; j < N * D; j++) h[size_t(j)] += out[size_t(j)];
-    ops.k->rms_norm(h.data(), N, D, L.post_norm.f32(), eps, xn.data());
+      L.mha->forward(xn.get(), N, segs, int(i), ops, out.get());
+    for (int64_t j = 0; j < N * D; j++) h[j] += out[j];
+    ops.k->rms_norm(h.get(), N, D, L.post_norm.f32(), eps, xn.get());
     if (L.moe)
-      L.moe->forward(xn.data(), N, out.data(), ops);
+      L.moe->forward(xn.get(), N, out.get(), ops);
     else
-      L.dense->forward(xn.data(), N, out.data(), ops);
-    for (int64_t j = 0; j < N * D; j++) h[size_t(j)] += out[size_t(j)];
+      L.dense->forward(xn.get(), N, out.get(), ops);
+    for (int64_t j = 0; j < N * D; j++) h[j] += out[j];
   }
   for (const BatchSegment& s : segs) s.cache->advance(s.n);
 
@@ -167,9 +169,9 @@ Tensor LanguageModel::forward(const Batch& b, const Ops& ops) const {
   std::vector<float> sel(size_t(L * D));
   int l = 0;
   for (int r = 0; r < N; r++)
-    if (rows[size_t(r)].logits) std::memcpy(sel.data() + int64_t(l++) * D, h.data() + r * D, size_t(D) * 4);
-  ops.k->rms_norm(sel.data(), L, D, final_norm_.f32(), eps, xn.data());
-  ops.linear(xn.data(), L, lm_head_, nullptr, logits.f32());
+    if (rows[size_t(r)].logits) std::memcpy(sel.data() + int64_t(l++) * D, h.get() + r * D, size_t(D) * 4);
+  ops.k->rms_norm(sel.data(), L, D, final_norm_.f32(), eps, xn.get());
+  ops.linear(xn.get(), L, lm_head_, nullptr, logits.f32());
   return logits;
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/scratch.h"
 
 namespace dsvl2 {
 
@@ -28,25 +29,25 @@ uint64_t Mlp::weight_bytes() const {
 
 void Mlp::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
   if (T == 0) return;
-  std::vector<float> h(size_t(T * inter));
+  auto h = scratch_array<float>(size_t(T * inter));
   if (gate_up.usable(ops)) {
     // One product [T, gate | up]; each row's silu(gate) * up into h, rows on
     // every thread (the prompt's rows are megabytes).
-    std::vector<float> gu(size_t(T * 2 * inter));
-    ops.linear(x, T, gate_up.w, nullptr, gu.data());
+    auto gu = scratch_array<float>(size_t(T * 2 * inter));
+    ops.linear(x, T, gate_up.w, nullptr, gu.get());
     ops.pool->parallel_for(T, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; t++) {
-        std::memcpy(h.data() + t * inter, gu.data() + t * 2 * inter, size_t(inter) * sizeof(float));
-        ops.k->silu_mul(h.data() + t * inter, gu.data() + (t * 2 + 1) * inter, inter);
+        std::memcpy(h.get() + t * inter, gu.get() + t * 2 * inter, size_t(inter) * sizeof(float));
+        ops.k->silu_mul(h.get() + t * inter, gu.get() + (t * 2 + 1) * inter, inter);
       }
     }, 16);
   } else {
-    std::vector<float> u(size_t(T * inter));
-    ops.linear(x, T, gate, nullptr, h.data());
-    ops.linear(x, T, up, nullptr, u.data());
-    ops.k->silu_mul(h.data(), u.data(), T * inter);
+    auto u = scratch_array<float>(size_t(T * inter));
+    ops.linear(x, T, gate, nullptr, h.get());
+    ops.linear(x, T, up, nullptr, u.get());
+    ops.k->silu_mul(h.get(), u.get(), T * inter);
   }
-  ops.linear(h.data(), T, down, nullptr, y);
+  ops.linear(h.get(), T, down, nullptr, y);
 }
 
 }  // namespace dsvl2

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <utility>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "ops/spread.h"
 
 namespace dsvl2 {
@@ -180,19 +182,19 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
 
   // Each item (an active expert, or the shared experts) computes into its own
   // buffer; the sum below runs in the reference order whatever ran where.
-  std::vector<std::vector<float>> out(static_cast<size_t>(n_items));
+  std::vector<std::unique_ptr<float[]>> out(static_cast<size_t>(n_items));
   auto run_item = [&](int item, const Ops& o) {
     if (item == int(active.size())) {
-      out[size_t(item)].resize(size_t(T * D));
-      shared_.forward(x, T, out[size_t(item)].data(), o);
+      out[size_t(item)] = scratch_array<float>(size_t(T * D));
+      shared_.forward(x, T, out[size_t(item)].get(), o);
       return;
     }
     const auto& r = rows[size_t(active[size_t(item)])];
     const int64_t n = int64_t(r.size());
-    std::vector<float> xin(size_t(n * D));
-    out[size_t(item)].resize(size_t(n * D));
-    for (int64_t j = 0; j < n; j++) std::copy(x + (r[j] / K) * D, x + (r[j] / K + 1) * D, xin.begin() + j * D);
-    experts_[size_t(active[size_t(item)])].forward(xin.data(), n, out[size_t(item)].data(), o);
+    auto xin = scratch_array<float>(size_t(n * D));
+    out[size_t(item)] = scratch_array<float>(size_t(n * D));
+    for (int64_t j = 0; j < n; j++) std::copy(x + (r[j] / K) * D, x + (r[j] / K + 1) * D, xin.get() + j * D);
+    experts_[size_t(active[size_t(item)])].forward(xin.get(), n, out[size_t(item)].get(), o);
   };
 
   // Few rows per expert (decode): each thread runs whole experts on its own
@@ -215,12 +217,12 @@ void Moe::forward(const float* x, int64_t T, float* y, const Ops& ops) const {
     for (size_t j = 0; j < r.size(); j++) {
       float* yt = y + (r[j] / K) * D;
       const float wj = w[size_t(r[j])];
-      const float* o = out[a].data() + int64_t(j) * D;
+      const float* o = out[a].get() + int64_t(j) * D;
       for (int64_t d = 0; d < D; d++) yt[d] += o[d] * wj;
     }
   }
   if (has_shared_) {
-    const float* s = out.back().data();
+    const float* s = out.back().get();
     for (int64_t i = 0; i < T * D; i++) y[i] += s[i];
   }
 }

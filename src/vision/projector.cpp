@@ -99,7 +99,7 @@ Tensor Projector::forward(const Tensor& v, const Ops& ops) const {
   downsample_unfold(v.f32(), n, side, C, r, cur.f32());
   for (size_t i = 0; i < layers_.size(); i++) {
     if (i > 0) ops.k->gelu_erf(cur.f32(), cur.numel());
-    Tensor next = Tensor::f32({M, layers_[i].w.rows});
+    Tensor next = Tensor::f32_uninit({M, layers_[i].w.rows});  // every element written by the product
     ops.linear(cur.f32(), M, layers_[i].w, layers_[i].b.f32(), next.f32());
     cur = std::move(next);
   }
