@@ -64,6 +64,12 @@ constexpr std::array<uint8_t, 64> kGridU8 = [] {
   for (int i = 0; i < 64; i++) t[size_t(i)] = uint8_t(kIQ4NLGrid[i % 16] + 128);
   return t;
 }();
+// The grid as int8 per 128-bit lane (vpshufb), for reading weights back.
+constexpr std::array<int8_t, 64> kGridI8 = [] {
+  std::array<int8_t, 64> t{};
+  for (int i = 0; i < 64; i++) t[size_t(i)] = int8_t(kIQ4NLGrid[i % 16]);
+  return t;
+}();
 constexpr std::array<int32_t, 16> kGridI32 = [] {
   std::array<int32_t, 16> t{};
   for (int i = 0; i < 16; i++) t[size_t(i)] = kIQ4NLGrid[i];
@@ -268,7 +274,8 @@ inline void row_group(const Split& s, const uint8_t* stream, int nn, const Activ
     }
     for (int v = 0; v < bg.J; v++) {
       const uint8_t* wv = stream + s.quant_at(bg, v, 0);
-      for (int64_t p = 0; p < R * CB; p += 64) _mm_prefetch(reinterpret_cast<const char*>(wv + 8 * R * CB + p), _MM_HINT_T0);
+      for (int64_t p = 0; p < R * CB; p += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(wv + 8 * R * CB + p), _MM_HINT_T0);
       __m512i xv[MB];
       for (int j = 0; j < MB; j++) xv[j] = _mm512_loadu_si512(xg[j] + 64 * v);
       for (int i = 0; i < R; i++) {
@@ -320,29 +327,36 @@ inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(bf16_bits(v)));
 }
 
-// Block b of row n read back from the split layout, its 32 elements in order
-// (Q8_0: w + 128; Q4_0 / IQ4_NL: nibble values 0..15); returns its scale.
-template <typename T>
-float block_slots(const Split& s, const uint8_t* packed, int64_t n, int64_t b, T* out) {
+// Row n's blocks of group g read back from the split layout as int8 weights
+// in order (block bl at out + 32 * bl) and their scales: one 16 x 16
+// transpose of the group's vectors puts each lane's slot words in a row.
+void group_values(const Split& s, const uint8_t* packed, int64_t n, int64_t g, int8_t* out, float* d) {
   const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
-  const BlockGroup bg = s.group(s.group_of_block(b));
-  const int bl = int(b - bg.b0), i = int(n % kRows);
-  const int log_b = __builtin_ctz(unsigned(bg.B)), log_j = log_b - 1;
-  const __m256i k = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i j = _mm256_and_si256(k, _mm256_set1_epi32(bg.J - 1));
-  const __m256i lane = _mm256_add_epi32(_mm256_slli_epi32(_mm256_srli_epi32(k, log_j), log_b), _mm256_set1_epi32(bl));
-  static_assert(kRows == 4, "the shifts below step over four rows' vectors");
-  const int* vec0 = reinterpret_cast<const int*>(stream + s.quant_at(bg, 0, i));
-  __m256i v;
-  if (s.q4) {  // vector j's 32 bytes at j * kRows * 32; lane l's nibbles at byte 4 * (l % 8), high when l >= 8
-    const __m256i idx = _mm256_add_epi32(_mm256_slli_epi32(j, 5), _mm256_and_si256(lane, _mm256_set1_epi32(7)));
-    v = _mm256_srlv_epi32(_mm256_i32gather_epi32(vec0, idx, 4), _mm256_slli_epi32(_mm256_srli_epi32(lane, 3), 2));
-    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
-  } else {  // vector j's 64 bytes at j * kRows * 64
-    v = _mm256_i32gather_epi32(vec0, _mm256_add_epi32(_mm256_slli_epi32(j, 6), lane), 4);
+  const BlockGroup bg = s.group(g);
+  const int i = int(n % kRows);
+  const __m512i nib = _mm512_set1_epi8(0x0f), grid = _mm512_loadu_si512(kGridI8.data());
+  __m512i t[16];
+  for (int j = 0; j < 16; j++) {
+    const uint8_t* vec = stream + s.quant_at(bg, j, i);
+    if (j >= bg.J) {
+      t[j] = _mm512_setzero_si512();
+    } else if (s.q4) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec));
+      const __m512i v =
+          _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), nib);
+      t[j] = s.kind == Kind::kIQ4 ? _mm512_shuffle_epi8(grid, v) : _mm512_sub_epi8(v, _mm512_set1_epi8(8));
+    } else {
+      t[j] = _mm512_xor_si512(_mm512_loadu_si512(vec), _mm512_set1_epi8(char(0x80)));  // w + 128 -> w
+    }
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
-  return f16_to_f32(reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, i))[bl]);
+  transpose16(t);  // t[l]: lane l's slot words of vectors 0..J-1
+  alignas(64) int32_t words[16][16];
+  for (int l = 0; l < 16; l++) _mm512_store_si512(words[l], t[l]);
+  for (int bl = 0; bl < bg.B; bl++)
+    for (int part = 0; part < 16 / bg.B; part++)  // slots part * J .. + J sit in lane part * B + bl
+      std::memcpy(out + 32 * bl + 4 * bg.J * part, words[part * bg.B + bl], size_t(4 * bg.J));
+  const uint16_t* scales = reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, i));
+  for (int bl = 0; bl < bg.B; bl++) d[bl] = f16_to_f32(scales[bl]);
 }
 
 }  // namespace
@@ -350,8 +364,23 @@ float block_slots(const Split& s, const uint8_t* packed, int64_t n, int64_t b, T
 void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
                      int64_t ld) {
   const Split s(w);
-  const bool prepared = s.prepared(w);
-  const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
+  if (s.prepared(w)) {
+    const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
+    alignas(64) int8_t v[16 * 32];
+    float d[16];
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t b = b0; b < b0 + nblocks;) {
+        const int64_t g = s.group_of_block(b);
+        const BlockGroup bg = s.group(g);
+        group_values(s, packed, n0 + r, g, v, d);
+        for (const int64_t end = std::min(b0 + nblocks, bg.b0 + bg.B); b < end; b++)
+          for (int h = 0; h < 2; h++) {
+            const __m128i q = _mm_load_si128(reinterpret_cast<const __m128i*>(v + 32 * (b - bg.b0) + 16 * h));
+            store_bf16x16(_mm512_cvtepi8_epi32(q), d[b - bg.b0], out + r * ld + (b - b0) * kQ8Block + 16 * h);
+          }
+      }
+    return;
+  }
   const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
   const __m512i grid = _mm512_loadu_si512(kGridI32.data());
   // Nibble values 0..15 (in the low 4 bits) to the weight quants.
@@ -362,42 +391,17 @@ void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int6
     const int64_t n = n0 + r;
     for (int64_t b = b0; b < b0 + nblocks; b++) {
       uint16_t* o = out + r * ld + (b - b0) * kQ8Block;
-      if (s.q4) {
-        // Elements 0..15 and 16..31 of the block as nibble values 0..15.
-        __m512i lo, hi;
-        float d;
-        if (prepared) {
-          uint8_t v[32];
-          d = block_slots(s, packed, n, b, v);
-          lo = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)));
-          hi = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16)));
-        } else {
-          const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL
-          const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
-          lo = raw;
-          hi = _mm512_srli_epi32(raw, 4);
-          d = f16_to_f32(blk.d);
-        }
-        store_bf16x16(value(lo), d, o);  // vpermd reads only the low 4 bits of an index
-        store_bf16x16(value(hi), d, o + 16);
+      if (s.q4) {  // ggml's block: byte t holds elements t (low nibble) and t + 16
+        const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL
+        const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+        const float d = f16_to_f32(blk.d);
+        store_bf16x16(value(raw), d, o);  // vpermd reads only the low 4 bits of an index
+        store_bf16x16(value(_mm512_srli_epi32(raw, 4)), d, o + 16);
       } else {
-        const int8_t* qs;
-        float d;
-        __m128i flip = _mm_setzero_si128();  // the split form stores w + 128: xor 0x80 gives w back
-        int8_t v[32];
-        if (prepared) {
-          d = block_slots(s, packed, n, b, v);
-          qs = v;
-          flip = _mm_set1_epi8(char(0x80));
-        } else {
-          const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
-          qs = blk.qs;
-          d = f16_to_f32(blk.d);
-        }
-        for (int h = 0; h < 2; h++) {
-          const __m128i q = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16 * h)), flip);
-          store_bf16x16(_mm512_cvtepi8_epi32(q), d, o + 16 * h);
-        }
+        const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
+        for (int h = 0; h < 2; h++)
+          store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs + 16 * h))),
+                        f16_to_f32(blk.d), o + 16 * h);
       }
     }
   }
