@@ -17,6 +17,7 @@
 // printed in the same run.
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -38,8 +39,8 @@
 namespace dsvl2 {
 namespace {
 
-// Peaks of this run's pool (bf16 and f32 FLOP/s, read bytes/s), measured in main().
-double g_peak_bf16 = 0, g_peak_f32 = 0, g_peak_mem = 0;
+// Peaks of this run's pool (bf16 and f32 FLOP/s, int8 OP/s, read bytes/s), measured in main().
+double g_peak_bf16 = 0, g_peak_f32 = 0, g_peak_int8 = 0, g_peak_mem = 0;
 bool g_quick = false;
 bool g_cpu_time = false;
 
@@ -120,16 +121,32 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   const bool bf = c == Compute::kBF16;
   // The model's weights are bf16 in both modes; oneDNN's f32 peer uses f32 weights.
   Weight w{DType::kBF16, N, K, wb.data()};
+  // A matrix-vector product reads its weights once: it cycles through copies
+  // filling 1 GiB, as decode streams a model's weights, so the rows compare
+  // with the memory peak (one copy stays in this machine's cache).
+  const size_t bytes = size_t(N * K) * 2, copies = M == 1 ? std::max<size_t>(1, (size_t(1) << 30) / bytes) : 1;
+  std::vector<uint16_t> many(copies > 1 ? copies * wb.size() : 0);
+  std::vector<Weight> ws(copies, w);
+  for (size_t i = 0; i < copies && copies > 1; i++) {
+    std::copy(wb.begin(), wb.end(), many.begin() + ptrdiff_t(i * wb.size()));
+    ws[i].data = many.data() + i * wb.size();
+  }
+  auto each = [&](const std::vector<Weight>& set) {
+    return time_best([&] {
+      for (const Weight& wi : set) kt.matmul(x.data(), M, wi, nullptr, y.data(), c, pool);
+    }) / double(set.size());
+  };
   const double flop = 2.0 * M * N * K, peak = bf ? g_peak_bf16 : g_peak_f32;
-  double t = time_best([&] { kt.matmul(x.data(), M, w, nullptr, y.data(), c, pool); });
+  double t = each(ws);
   std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f %5.0f%%", label.c_str(), (long long)M, (long long)N, (long long)K,
               t * 1e3, flop / t * 1e-9, 100 * flop / t / peak);
   if (M == 1) std::printf(" (%5.1f GB/s = %3.0f%% of mem)", N * K * 2 / t * 1e-9, 100 * N * K * 2 / t / g_peak_mem);
   // Weights prepared once (Ops::prepare), when the table has a packed form.
-  Tensor storage;
-  const Weight wp = Ops{&kt, &pool, c}.prepare(w, &storage);
-  if (wp.packed) {
-    double tp = time_best([&] { kt.matmul(x.data(), M, wp, nullptr, y.data(), c, pool); });
+  std::vector<Tensor> storage(copies);
+  std::vector<Weight> wps;
+  for (size_t i = 0; i < copies; i++) wps.push_back(Ops{&kt, &pool, c}.prepare(ws[i], &storage[i]));
+  if (wps[0].packed) {
+    double tp = each(wps);
     std::printf("  prepared %7.1f (%3.0f%%)", flop / tp * 1e-9, 100 * flop / tp / peak);
     if (M == 1) std::printf(" %5.1f GB/s", N * K * 2 / tp * 1e-9);
   }
@@ -147,19 +164,39 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   std::fflush(stdout);
 }
 
-// Q8_0 weights (int8 blocks, VNNI): decode is memory bound on 34/32 bytes per weight.
-void bench_q8_0(ThreadPool& pool, const MatmulShape& s) {
+// Q8_0 weights through the int8 kernel (f32 mode: its numerics at every M), split from ggml's
+// blocks per call and prepared once; a decode row is memory bound on 34/32 bytes a weight.
+void bench_q8_0(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s) {
   std::string label = std::string(s.name) + "/q8_0";
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
   const int64_t M = s.M, N = s.N, K = s.K;
   std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2), y(size_t(M * N));
-  std::vector<BlockQ8_0> w(size_t(N * K / kQ8Block));
+  const size_t blocks = size_t(N * K / kQ8Block), bytes = blocks * sizeof(BlockQ8_0);
+  // As bench_matmul: matrix-vector products cycle through 1 GiB of copies.
+  const size_t copies = M == 1 ? std::max<size_t>(1, (size_t(1) << 30) / bytes) : 1;
+  std::vector<BlockQ8_0> w(blocks * copies);
   quantize_q8_0(wf.data(), N * K, w.data());
-  const double flop = 2.0 * M * N * K, bytes = double(N) * K * 34 / 32;
-  double t = time_best([&] { matmul_q8_0(x.data(), M, w.data(), N, K, nullptr, y.data(), pool); });
-  std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f GOP/s (%3.0f%% of 939 int8 peak), %5.1f GB/s weights\n",
-              label.c_str(), (long long)M, (long long)N, (long long)K, t * 1e3, flop / t * 1e-9, 100 * flop / t / 939e9,
-              bytes / t * 1e-9);
+  for (size_t i = 1; i < copies; i++)
+    std::copy(w.begin(), w.begin() + ptrdiff_t(blocks), w.begin() + ptrdiff_t(i * blocks));
+  std::vector<Weight> ws, wps;
+  std::vector<Tensor> storage(copies);
+  for (size_t i = 0; i < copies; i++) {
+    ws.push_back(Weight{DType::kQ8_0, N, K, w.data() + i * blocks});
+    wps.push_back(Ops{&kt, &pool, Compute::kBF16}.prepare(ws.back(), &storage[i]));
+  }
+  auto each = [&](const std::vector<Weight>& set) {
+    return time_best([&] {
+      for (const Weight& wi : set) kt.matmul(x.data(), M, wi, nullptr, y.data(), Compute::kF32, pool);
+    }) / double(set.size());
+  };
+  const double flop = 2.0 * M * N * K, t = each(ws), tp = each(wps);
+  std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f GOP/s (%3.0f%% of int8 peak) | prepared %7.1f GOP/s (%3.0f%%)",
+              label.c_str(), (long long)M, (long long)N, (long long)K, t * 1e3, flop / t * 1e-9,
+              100 * flop / t / g_peak_int8, flop / tp * 1e-9, 100 * flop / tp / g_peak_int8);
+  if (M == 1)
+    std::printf(" | weights %5.1f GB/s, prepared %5.1f GB/s (%3.0f%% of mem)", double(bytes) / t * 1e-9,
+                double(bytes) / tp * 1e-9, 100 * double(bytes) / tp / g_peak_mem);
+  std::printf("\n");
 }
 
 // c = kBF16: the bf16 dot-product kernel where the table has one (peak: bf16);
@@ -253,9 +290,10 @@ int main(int argc, char** argv) {
   const Roofline roof = measure_roofline(pool, g_quick);
   g_peak_bf16 = roof.bf16_gflops * 1e9;
   g_peak_f32 = roof.f32_gflops * 1e9;
+  g_peak_int8 = roof.int8_gops * 1e9;
   g_peak_mem = roof.mem_gbs * 1e9;
-  std::printf("kernels: %s, %d threads; peaks measured now: bf16 %.0f, f32 %.0f GFLOP/s, memory %.0f GB/s\n", isa_name(kt.isa),
-              threads, g_peak_bf16 * 1e-9, g_peak_f32 * 1e-9, g_peak_mem * 1e-9);
+  std::printf("kernels: %s, %d threads; peaks measured now: bf16 %.0f, f32 %.0f GFLOP/s, int8 %.0f GOP/s, "
+              "memory %.0f GB/s\n", isa_name(kt.isa), threads, g_peak_bf16 * 1e-9, g_peak_f32 * 1e-9, g_peak_int8 * 1e-9, g_peak_mem * 1e-9);
   if (g_cpu_time) std::printf("(timed by thread CPU time, one core)\n");
 #ifndef DSVL2_HAVE_DNNL
   std::printf("oneDNN comparison skipped: built without oneDNN (bash scripts/setup --peers, then reconfigure)\n");
@@ -275,7 +313,7 @@ int main(int argc, char** argv) {
   for (Compute c : {Compute::kBF16, Compute::kF32})
     for (const auto& s : shapes) bench_matmul(kt, pool, s, c);
   for (const auto& s : shapes)
-    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 48 || s.M == 512)) bench_q8_0(pool, s);
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 48 || s.M == 512)) bench_q8_0(kt, pool, s);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
   bench_attention(kt, pool, 729, 729, 16, 72, false, Compute::kBF16);
   bench_attention(kt, pool, 1024, 1024, 10, 128, true);
