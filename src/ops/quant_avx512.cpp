@@ -47,7 +47,8 @@
 namespace dsvl2::avx512 {
 namespace {
 
-constexpr uint32_t kPackedQ8Tag = 0x5138'0003, kPackedQ4Tag = 0x5134'0002, kPackedIQ4Tag = 0x4934'0002;
+// The layout's version in the tag: one block per lane (groups of 16, 8, 4, 2 blocks).
+constexpr uint32_t kPackedQ8Tag = 0x5138'0004, kPackedQ4Tag = 0x5134'0003, kPackedIQ4Tag = 0x4934'0003;
 
 constexpr int kRows = 4;  // rows per group
 
