@@ -10,9 +10,9 @@
 // rest), each J = B / 2 vectors of 64 elements, and every int32 lane of a
 // group's vectors holds elements of one block only (BlockGroup): a group's J
 // vpdpbusd leave 16 exact block sums in 16 lanes, scaled by d_w * d_x in one
-// multiply-add. (Two blocks a vector, as ggml lays them, cost a permute, a
-// convert, a multiply and an add per vector and row: the 4-bit kernel ran at
-// 27 GB/s a thread even from cache, bound by them; this form at 48.)
+// multiply-add. (Two blocks a vector, as ggml lays them, cost a permute, a convert,
+// a multiply and an add per vector and row: the 4-bit kernel ran at 27 GB/s a
+// thread even from cache, bound by them; this form at 48.)
 //   Q8_0 vector: 64 bytes, each weight + 128 (int8 bits xor 0x80: u8 0..255)
 //   Q4_0 vector: 32 bytes; byte t holds element t in its low nibble and
 //               element 32 + t in its high nibble: one shift, one insert and
@@ -21,10 +21,9 @@
 // Each lane starts at -c * the sum of its own x (c = 128 for w + 128 and
 // grid + 128, 8 for Q4_0's q = w + 8), so its int32 sum is exact.
 // Rows go in groups of four (the kernel's register block), interleaved vector
-// by vector, each group's 16 f16 scales a row (a block's repeated 16 / B
-// times) after its quants: one row group is one sequential stream (separate
-// short rows measured at half the bandwidth, the hardware prefetcher never
-// ramping up on 1-2 KiB rows). Padding (rows, blocks) is zero. Four weight
+// by vector, each group's 16 f16 scales a row (a block's repeated 16 / B times)
+// after its quants: one row group is one sequential stream (separate short rows
+// measured at half the bandwidth). Padding (rows, blocks) is zero. Four weight
 // rows share each activation load; two activation rows share each weight load.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -47,8 +46,7 @@
 namespace dsvl2::avx512 {
 namespace {
 
-// The layout's version in the tag: one block per lane (groups of 16, 8, 4, 2 blocks).
-constexpr uint32_t kPackedQ8Tag = 0x5138'0004, kPackedQ4Tag = 0x5134'0003, kPackedIQ4Tag = 0x4934'0003;
+constexpr uint32_t kPackedQ8Tag = 0x5138'0004, kPackedQ4Tag = 0x5134'0003, kPackedIQ4Tag = 0x4934'0003;  // layout v4/v3
 
 constexpr int kRows = 4;  // rows per group
 
@@ -57,9 +55,9 @@ static_assert(sizeof(BlockQ4_0) == sizeof(BlockIQ4_NL) && offsetof(BlockQ4_0, qs
 
 enum class Kind { kQ8, kQ4, kIQ4 };
 
-// The IQ4_NL grid as the kernel's u8 operand (grid + 128: 1..241), once per
-// 128-bit lane (vpshufb looks up within a lane), and as int32 for vpermd.
-// (Loaded from memory: GCC 12 warns on the broadcast of a folded constant.)
+// The IQ4_NL grid as the kernel's u8 operand (grid + 128: 1..241), once per 128-bit
+// lane (vpshufb looks up within a lane), and as int32 for vpermd. (Loaded from
+// memory: GCC 12 warns on the broadcast of a folded constant.)
 constexpr std::array<uint8_t, 64> kGridU8 = [] {
   std::array<uint8_t, 64> t{};
   for (int i = 0; i < 64; i++) t[size_t(i)] = uint8_t(kIQ4NLGrid[i % 16] + 128);
@@ -79,14 +77,13 @@ constexpr std::array<int32_t, 16> kGridI32 = [] {
 
 // A row's blocks (padded to an even count) in groups of B = 16, then 8, 4
 // and 2 blocks for the rest: a group is J = B / 2 vectors of 64 elements.
+// Slot k (elements 4k..4k+3) of its block bl sits in int32 lane
+// (k / J) * B + bl of vector k % J: each lane holds one block's slots only.
 struct BlockGroup {
   int B = 16, J = 8;
   int64_t b0 = 0;   // first block
   int64_t off = 0;  // byte offset in a row group's stream
 };
-
-// Slot k (elements 4k..4k+3) of a group's block bl sits in int32 lane
-// (k / J) * B + bl of vector k % J, so each lane holds one block's slots only.
 
 struct Split {
   int64_t N = 0, K = 0, nb = 0, nbp = 0, row_groups = 0, chunk_bytes = 0, full = 0, n_groups = 0;
@@ -133,8 +130,7 @@ struct Split {
   int64_t scale_at(const BlockGroup& bg, int i) const { return bg.off + bg.J * kRows * chunk_bytes + i * 32; }
 };
 
-// The int32 index, in a group's blocks laid out one after another (8 slots
-// each), of lane l of vector j: block l % B, slot (l / B) * J + j.
+// Lane l of vector j as an int32 index into the group's blocks (8 slots each).
 inline __m512i group_gather_index(const BlockGroup& bg, int j) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const int log_b = __builtin_ctz(unsigned(bg.B)), log_j = log_b - 1;
@@ -143,9 +139,22 @@ inline __m512i group_gather_index(const BlockGroup& bg, int j) {
   return _mm512_add_epi32(_mm512_slli_epi32(block, 3), slot);
 }
 
-// Packs the row groups [r0, r1) (their padding rows too): per row and group,
-// the blocks' elements in order (w + 128, or nibble values 0..15) go to a
-// small buffer, and each vector gathers its lanes from it.
+// A group's J vectors from its blocks' elements (32 bytes each, one after another): a
+// full group is a 16 x 16 transpose of the blocks' slot words; a tail group gathers.
+inline void group_vectors(const BlockGroup& bg, const uint8_t* elems, __m512i v[8]) {
+  if (bg.B == 16) {
+    __m512i r[16];
+    for (int l = 0; l < 16; l++)
+      r[l] = _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(elems + 32 * l)));
+    transpose16(r);
+    for (int j = 0; j < 8; j++) v[j] = r[j];
+    return;
+  }
+  for (int j = 0; j < bg.J; j++) v[j] = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
+}
+
+// Packs the row groups [r0, r1) (their padding rows too), per row and group
+// from its blocks' elements in order (w + 128, or nibble values 0..15).
 void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64_t r1) {
   if (r1 * kRows > s.N)  // padding rows of the last row group read as zero
     std::memset(dst + (r1 - 1) * s.stream_bytes, 0, size_t(s.stream_bytes));
@@ -174,15 +183,16 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64
           d[bl] = blk.d;  // int8 w -> u8 w + 128 above
         }
       }
+      __m512i vs[8];
+      group_vectors(bg, elems, vs);
       for (int j = 0; j < bg.J; j++) {
-        const __m512i v = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
         uint8_t* vec = stream + s.quant_at(bg, j, i);
         if (s.q4)  // lanes 0-7 in the low nibbles of the 32 bytes, lanes 8-15 in the high ones
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(vec),
-                              _mm256_or_si256(_mm512_castsi512_si256(v),
-                                              _mm256_slli_epi16(_mm512_extracti64x4_epi64(v, 1), 4)));
+                              _mm256_or_si256(_mm512_castsi512_si256(vs[j]),
+                                              _mm256_slli_epi16(_mm512_extracti64x4_epi64(vs[j], 1), 4)));
         else
-          _mm512_storeu_si512(vec, v);
+          _mm512_storeu_si512(vec, vs[j]);
       }
       uint16_t* scales = reinterpret_cast<uint16_t*>(stream + s.scale_at(bg, i));
       for (int lane = 0; lane < 16; lane++) scales[lane] = d[lane % bg.B];
@@ -190,10 +200,9 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64
   }
 }
 
-// Activations quantized to Q8_0 (as quantize_q8_0) in the kernel's layout:
-// rows of 32 * nbp int8 (each group's vectors as the weights'), and per row
-// and group 16 f32 scales and 16 int32 start values (each lane's -c * the sum
-// of its x: c = 128 for the u8 w + 128 and grid + 128 forms, 8 for Q4_0's q).
+// Activations quantized to Q8_0 (as quantize_q8_0) in the kernel's layout: rows of
+// 32 * nbp int8 (each group's vectors as the weights'), and per row and group 16 f32
+// scales and 16 int32 starts (each lane's -c * the sum of its x).
 struct Activations {
   ScratchBuffer q_buf, d_buf, start_buf;  // per thread, reused across calls, counted
   int8_t* q = nullptr;
@@ -201,9 +210,8 @@ struct Activations {
   int32_t* start = nullptr;
 };
 
-// One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127,
-// q = lroundf(x / d) (half away from zero: trunc(|v|) + (frac >= 0.5), exact
-// for |v| <= 127).
+// One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127, q =
+// lroundf(x / d) (half away from zero: trunc(|v|) + (frac >= 0.5), exact for |v| <= 127).
 inline void quantize_block(const float* x, int8_t* q, float* d_out) {
   const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
   const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
@@ -237,11 +245,11 @@ void quantize_activations(const float* x, int64_t M, const Split& s, Activations
           else std::memset(elems + 32 * bl, 0, 32);  // the padding block of an odd count
         }
         // Each lane's start: -c * the sum of its x (vpdpbusd with u8 ones sums four int8).
-        __m512i sum = _mm512_setzero_si512();
+        __m512i sum = _mm512_setzero_si512(), vs[8];
+        group_vectors(bg, reinterpret_cast<const uint8_t*>(elems), vs);
         for (int j = 0; j < bg.J; j++) {
-          const __m512i v = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
-          _mm512_storeu_si512(a.q + m * row_q + 32 * bg.b0 + 64 * j, v);
-          sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), v);
+          _mm512_storeu_si512(a.q + m * row_q + 32 * bg.b0 + 64 * j, vs[j]);
+          sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8(1), vs[j]);
         }
         _mm512_storeu_si512(a.start + m * row_g + 16 * g, _mm512_mullo_epi32(sum, _mm512_set1_epi32(-c)));
         for (int lane = 0; lane < 16; lane++) a.d[m * row_g + 16 * g + lane] = d[lane % bg.B];
@@ -321,16 +329,14 @@ void run_split(const Split& s, const uint8_t* packed, const Activations& a, int6
   }, 8);
 }
 
-
 // 16 int32 quants times d, rounded to bf16, stored.
 inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
   const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(d));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(bf16_bits(v)));
 }
 
-// Row n's blocks of group g read back from the split layout as int8 weights
-// in order (block bl at out + 32 * bl) and their scales: one 16 x 16
-// transpose of the group's vectors puts each lane's slot words in a row.
+// Row n's blocks of group g read back as int8 weights in order (block bl at out + 32 * bl)
+// and their scales: a 16 x 16 transpose of the group's vectors puts lanes in rows.
 void group_values(const Split& s, const uint8_t* packed, int64_t n, int64_t g, int8_t* out, float* d) {
   const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
   const BlockGroup bg = s.group(g);
