@@ -130,6 +130,13 @@ struct Split {
   int64_t scale_at(const BlockGroup& bg, int i) const { return bg.off + bg.J * kRows * chunk_bytes + i * 32; }
 };
 
+// A nibble vector's 32 bytes as its 64 values (u8 0..15): low nibbles, then high.
+inline __m512i unpack_nibbles(const uint8_t* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1),
+                          _mm512_set1_epi8(0x0f));
+}
+
 // Lane l of vector j as an int32 index into the group's blocks (8 slots each).
 inline __m512i group_gather_index(const BlockGroup& bg, int j) {
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -179,8 +186,9 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64
         } else {
           const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
           const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(e), _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))));
-          d[bl] = blk.d;  // int8 w -> u8 w + 128 above
+          const __m256i biased = _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));  // w + 128
+          _mm256_store_si256(reinterpret_cast<__m256i*>(e), biased);
+          d[bl] = blk.d;
         }
       }
       __m512i vs[8];
@@ -270,7 +278,6 @@ inline void row_group(const Split& s, const uint8_t* stream, int nn, const Activ
   __m512 acc[R][MB];
   for (auto& r : acc)
     for (auto& v : r) v = _mm512_setzero_ps();
-  const __m512i nib = _mm512_set1_epi8(0x0f);
   const __m512i grid = _mm512_loadu_si512(kGridU8.data());
   for (int64_t g = 0; g < s.n_groups; g++) {
     const BlockGroup bg = s.group(g);
@@ -290,8 +297,7 @@ inline void row_group(const Split& s, const uint8_t* stream, int nn, const Activ
       for (int i = 0; i < R; i++) {
         __m512i w;
         if constexpr (NIB) {
-          const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + i * CB));
-          w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), nib);
+          w = unpack_nibbles(wv + i * CB);
           if constexpr (KD == Kind::kIQ4) w = _mm512_shuffle_epi8(grid, w);
         } else {
           w = _mm512_loadu_si512(wv + i * CB);  // w + 128
@@ -341,20 +347,14 @@ void group_values(const Split& s, const uint8_t* packed, int64_t n, int64_t g, i
   const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
   const BlockGroup bg = s.group(g);
   const int i = int(n % kRows);
-  const __m512i nib = _mm512_set1_epi8(0x0f), grid = _mm512_loadu_si512(kGridI8.data());
+  const __m512i grid = _mm512_loadu_si512(kGridI8.data());
   __m512i t[16];
   for (int j = 0; j < 16; j++) {
     const uint8_t* vec = stream + s.quant_at(bg, j, i);
-    if (j >= bg.J) {
-      t[j] = _mm512_setzero_si512();
-    } else if (s.q4) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vec));
-      const __m512i v =
-          _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), nib);
-      t[j] = s.kind == Kind::kIQ4 ? _mm512_shuffle_epi8(grid, v) : _mm512_sub_epi8(v, _mm512_set1_epi8(8));
-    } else {
-      t[j] = _mm512_xor_si512(_mm512_loadu_si512(vec), _mm512_set1_epi8(char(0x80)));  // w + 128 -> w
-    }
+    if (j >= bg.J) t[j] = _mm512_setzero_si512();
+    else if (!s.q4) t[j] = _mm512_xor_si512(_mm512_loadu_si512(vec), _mm512_set1_epi8(char(0x80)));  // w + 128 -> w
+    else if (s.kind == Kind::kIQ4) t[j] = _mm512_shuffle_epi8(grid, unpack_nibbles(vec));
+    else t[j] = _mm512_sub_epi8(unpack_nibbles(vec), _mm512_set1_epi8(8));
   }
   transpose16(t);  // t[l]: lane l's slot words of vectors 0..J-1
   alignas(64) int32_t words[16][16];
