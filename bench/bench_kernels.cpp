@@ -111,6 +111,38 @@ struct MatmulShape {
   int64_t M, N, K;
 };
 
+// Views of copies of w's `bytes` (held in *store). A matrix-vector product
+// reads its weights once: it cycles through copies filling 1 GiB, as decode
+// streams a model's weights, so its rows compare with the memory peak (one
+// copy stays in this machine's cache). Other shapes use one copy.
+std::vector<Weight> weight_copies(const Weight& w, int64_t M, size_t bytes, std::vector<uint8_t>* store) {
+  const size_t copies = M == 1 ? std::max<size_t>(1, (size_t(1) << 30) / bytes) : 1;
+  store->resize(copies * bytes);
+  std::vector<Weight> ws(copies, w);
+  for (size_t i = 0; i < copies; i++) {
+    std::memcpy(store->data() + i * bytes, w.data, bytes);
+    ws[i].data = store->data() + i * bytes;
+  }
+  return ws;
+}
+
+// Each weight of `set` prepared for (kt, c); storage in *store.
+std::vector<Weight> prepared(const std::vector<Weight>& set, const KernelTable& kt, ThreadPool& pool, Compute c,
+                             std::vector<Tensor>* store) {
+  store->resize(set.size());
+  std::vector<Weight> out;
+  for (size_t i = 0; i < set.size(); i++) out.push_back(Ops{&kt, &pool, c}.prepare(set[i], &(*store)[i]));
+  return out;
+}
+
+// Best seconds of one product, x[M] times each weight of `set` in turn.
+double time_each(const KernelTable& kt, ThreadPool& pool, Compute c, const float* x, int64_t M,
+                 const std::vector<Weight>& set, float* y) {
+  return time_best([&] {
+    for (const Weight& w : set) kt.matmul(x, M, w, nullptr, y, c, pool);
+  }) / double(set.size());
+}
+
 void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s, Compute c) {
   std::string label = std::string(s.name) + "/" + compute_name(c);
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
@@ -121,32 +153,18 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   const bool bf = c == Compute::kBF16;
   // The model's weights are bf16 in both modes; oneDNN's f32 peer uses f32 weights.
   Weight w{DType::kBF16, N, K, wb.data()};
-  // A matrix-vector product reads its weights once: it cycles through copies
-  // filling 1 GiB, as decode streams a model's weights, so the rows compare
-  // with the memory peak (one copy stays in this machine's cache).
-  const size_t bytes = size_t(N * K) * 2, copies = M == 1 ? std::max<size_t>(1, (size_t(1) << 30) / bytes) : 1;
-  std::vector<uint16_t> many(copies > 1 ? copies * wb.size() : 0);
-  std::vector<Weight> ws(copies, w);
-  for (size_t i = 0; i < copies && copies > 1; i++) {
-    std::copy(wb.begin(), wb.end(), many.begin() + ptrdiff_t(i * wb.size()));
-    ws[i].data = many.data() + i * wb.size();
-  }
-  auto each = [&](const std::vector<Weight>& set) {
-    return time_best([&] {
-      for (const Weight& wi : set) kt.matmul(x.data(), M, wi, nullptr, y.data(), c, pool);
-    }) / double(set.size());
-  };
+  std::vector<uint8_t> copies_store;
+  const std::vector<Weight> views = weight_copies(w, M, wb.size() * 2, &copies_store);
   const double flop = 2.0 * M * N * K, peak = bf ? g_peak_bf16 : g_peak_f32;
-  double t = each(ws);
+  double t = time_each(kt, pool, c, x.data(), M, views, y.data());
   std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f %5.0f%%", label.c_str(), (long long)M, (long long)N, (long long)K,
               t * 1e3, flop / t * 1e-9, 100 * flop / t / peak);
   if (M == 1) std::printf(" (%5.1f GB/s = %3.0f%% of mem)", N * K * 2 / t * 1e-9, 100 * N * K * 2 / t / g_peak_mem);
   // Weights prepared once (Ops::prepare), when the table has a packed form.
-  std::vector<Tensor> storage(copies);
-  std::vector<Weight> wps;
-  for (size_t i = 0; i < copies; i++) wps.push_back(Ops{&kt, &pool, c}.prepare(ws[i], &storage[i]));
+  std::vector<Tensor> storage;
+  const std::vector<Weight> wps = prepared(views, kt, pool, c, &storage);
   if (wps[0].packed) {
-    double tp = each(wps);
+    double tp = time_each(kt, pool, c, x.data(), M, wps, y.data());
     std::printf("  prepared %7.1f (%3.0f%%)", flop / tp * 1e-9, 100 * flop / tp / peak);
     if (M == 1) std::printf(" %5.1f GB/s", N * K * 2 / tp * 1e-9);
   }
@@ -171,25 +189,15 @@ void bench_q8_0(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s) {
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
   const int64_t M = s.M, N = s.N, K = s.K;
   std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2), y(size_t(M * N));
-  const size_t blocks = size_t(N * K / kQ8Block), bytes = blocks * sizeof(BlockQ8_0);
-  // As bench_matmul: matrix-vector products cycle through 1 GiB of copies.
-  const size_t copies = M == 1 ? std::max<size_t>(1, (size_t(1) << 30) / bytes) : 1;
-  std::vector<BlockQ8_0> w(blocks * copies);
+  const size_t bytes = size_t(N * K / kQ8Block) * sizeof(BlockQ8_0);
+  std::vector<BlockQ8_0> w(size_t(N * K / kQ8Block));
   quantize_q8_0(wf.data(), N * K, w.data());
-  for (size_t i = 1; i < copies; i++)
-    std::copy(w.begin(), w.begin() + ptrdiff_t(blocks), w.begin() + ptrdiff_t(i * blocks));
-  std::vector<Weight> ws, wps;
-  std::vector<Tensor> storage(copies);
-  for (size_t i = 0; i < copies; i++) {
-    ws.push_back(Weight{DType::kQ8_0, N, K, w.data() + i * blocks});
-    wps.push_back(Ops{&kt, &pool, Compute::kBF16}.prepare(ws.back(), &storage[i]));
-  }
-  auto each = [&](const std::vector<Weight>& set) {
-    return time_best([&] {
-      for (const Weight& wi : set) kt.matmul(x.data(), M, wi, nullptr, y.data(), Compute::kF32, pool);
-    }) / double(set.size());
-  };
-  const double flop = 2.0 * M * N * K, t = each(ws), tp = each(wps);
+  std::vector<uint8_t> copies_store;
+  std::vector<Tensor> storage;
+  const std::vector<Weight> ws = weight_copies(Weight{DType::kQ8_0, N, K, w.data()}, M, bytes, &copies_store);
+  const std::vector<Weight> wps = prepared(ws, kt, pool, Compute::kBF16, &storage);
+  const double flop = 2.0 * M * N * K, t = time_each(kt, pool, Compute::kF32, x.data(), M, ws, y.data()),
+               tp = time_each(kt, pool, Compute::kF32, x.data(), M, wps, y.data());
   std::printf("%-28s %5lld %6lld %5lld %9.2f %8.1f GOP/s (%3.0f%% of int8 peak) | prepared %7.1f GOP/s (%3.0f%%)",
               label.c_str(), (long long)M, (long long)N, (long long)K, t * 1e3, flop / t * 1e-9,
               100 * flop / t / g_peak_int8, flop / tp * 1e-9, 100 * flop / tp / g_peak_int8);
