@@ -310,7 +310,8 @@ int main(int argc, char** argv) {
   std::vector<MatmulShape> shapes = {
       {"vit.qkv", 729, 3456, 1152},   {"vit.proj", 729, 1152, 1152},   {"vit.fc1", 729, 4304, 1152},
       {"vit.fc2", 729, 1152, 4304},   {"llm.expert_up", 512, 896, 1280}, {"llm.expert_down", 512, 1280, 896},
-      {"llm.dense_up", 512, 6848, 1280}, {"llm.moe_small_m", 48, 896, 1280}, {"gemv.dense_up", 1, 6848, 1280},
+      {"llm.dense_up", 512, 6848, 1280}, {"llm.moe_small_m", 48, 896, 1280}, {"llm.moe_m16", 16, 896, 1280},
+      {"gemv.dense_up", 1, 6848, 1280},
       {"gemv.expert_up", 1, 896, 1280},
   };
   if (!g_quick) {
@@ -321,7 +322,7 @@ int main(int argc, char** argv) {
   for (Compute c : {Compute::kBF16, Compute::kF32})
     for (const auto& s : shapes) bench_matmul(kt, pool, s, c);
   for (const auto& s : shapes)
-    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 48 || s.M == 512)) bench_q8_0(kt, pool, s);
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 16 || s.M == 48 || s.M == 512)) bench_q8_0(kt, pool, s);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
   bench_attention(kt, pool, 729, 729, 16, 72, false, Compute::kBF16);
   bench_attention(kt, pool, 1024, 1024, 10, 128, true);

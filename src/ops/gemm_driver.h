@@ -17,6 +17,8 @@
 //   void pack(const Weight&, int64_t n0, int64_t k0, int64_t kc, PackT* dst);
 //   void kernel(int mr, const AType* a, int64_t lda, const PackT* b, int64_t kc,
 //               float* c, int64_t ldc, int ncols, bool first, const float* bias);
+// and optionally int64_t a_offset(int64_t k0): where column k0 of an A row
+// starts (default k0; rows that carry per-block data are longer than K).
 //
 // Everything here sits in an anonymous namespace: every ISA file compiles its
 // own copy with its own instruction-set flags, which must not be merged by the
@@ -60,6 +62,12 @@ void prepack(const Weight& w, typename Kern::PackT* dst) {
   }
 }
 
+template <class Kern>
+int64_t a_offset(int64_t k0) {
+  if constexpr (requires { Kern::a_offset(k0); }) return Kern::a_offset(k0);
+  else return k0;
+}
+
 // prepacked: W already packed by prepack<Kern> (nullptr: pack per call).
 template <class Kern>
 void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const Weight& w, const float* bias,
@@ -101,8 +109,8 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
           for (int64_t j = 0; j < jn; j++) {
             const int64_t n0 = (jc + j) * NR;
             const int ncols = int(std::min<int64_t>(NR, N - n0));
-            Kern::kernel(mr, a + m0 * lda + k0, lda, panels + j * stride, kc, y + m0 * N + n0, N, ncols, first,
-                         first && bias ? bias + n0 : nullptr);
+            Kern::kernel(mr, a + m0 * lda + a_offset<Kern>(k0), lda, panels + j * stride, kc, y + m0 * N + n0, N,
+                         ncols, first, first && bias ? bias + n0 : nullptr);
           }
         }
       }

@@ -10,6 +10,8 @@
 //     f32 FMA (kBF16 with F32/F16 weights rounds x only, as the reference does).
 //   M < kSmallM: no packing; dot products along the rows of W (memory bound,
 //     decode) with horizontal sums.
+//   Q8_0 / Q4_0 / IQ4_NL weights, either mode: the int8 kernels of ops/quant.h
+//     (matrix-vector for few rows, quant_gemm_avx512.cpp for prompts).
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -60,19 +62,6 @@ void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
       _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)));
     }
   }, 1 << 14);
-}
-
-// Writes (first K block: + bias) or accumulates NV vectors of one tile row.
-template <int NV>
-inline void store_tile_row(float* c, __m512* v, int ncols, bool first, const float* bias) {
-  for (int j = 0; j < NV; j++) {
-    const __mmask16 k = ncols > 16 * j ? tail16(ncols - 16 * j) : 0;
-    if (!k) break;
-    __m512 x = v[j];
-    if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, c + 16 * j));
-    else if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, bias + 16 * j));
-    _mm512_mask_storeu_ps(c + 16 * j, k, x);
-  }
 }
 
 // 16 weights from element i on, widened exactly to f32 (masked lanes read nothing).
@@ -218,28 +207,6 @@ void KernF32::kernel(int mr, const float* a, int64_t lda, const float* b, int64_
   dispatch_tile<KernF32>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
 }
 
-// ---- Q8_0 / Q4_0 weights, many rows, Compute::kBF16 ----
-// Prompt-sized M is compute-bound, where the int8 row-dot kernel of
-// quant_avx512.cpp (built for decode) runs at a fraction of the bf16 GEMM.
-// In bf16 mode the weights are dequantized to bf16 while packing (d * q,
-// rounded once, as the activations are) and run through KernBF16. The f32
-// reference mode keeps the int8 numerics of matmul_quant_ref at every M.
-constexpr int64_t kQuantGemmM = 16;
-
-struct KernBF16Quant : KernBF16 {
-  // Dequantizes the panel's rows of this K block to bf16 (from the split
-  // layout when the weight was prepared: its file pages may be gone), then
-  // packs them as KernBF16 packs a BF16 weight.
-  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* dst) {
-    thread_local ScratchBuffer buf;
-    auto* tmp = static_cast<uint16_t*>(buf.get(size_t(kNR * kc) * sizeof(uint16_t)));
-    const int64_t rows = std::min<int64_t>(kNR, w.rows - n0);
-    avx512::dequantize_bf16(w, n0, rows, k0 / kQ8Block, kc / kQ8Block, tmp, kc);
-    const Weight block{DType::kBF16, rows, kc, tmp};
-    KernBF16::pack(block, 0, 0, kc, dst);
-  }
-};
-
 // ---- small M: dot products along rows of W, 4 rows at a time ----
 constexpr int kDotRows = 4;
 
@@ -335,12 +302,9 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  // Quantized weights: the int8 kernel, except prompt-sized M in bf16 mode,
-  // which dequantizes into the bf16 GEMM (KernBF16Quant).
-  const bool quant = is_matmul_quant(w.dtype);
-  const bool quant_gemm = quant && c == Compute::kBF16 && M >= kQuantGemmM && K % kQ8Block == 0;
-  if (quant && !quant_gemm) return avx512::matmul_quant(x, M, w, bias, y, pool);  // VNNI, ops/quant.h
-  DSVL2_CHECK(quant || w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
+  // Quantized weights: the int8 kernels (VNNI, ops/quant.h) at every M, both modes.
+  if (is_matmul_quant(w.dtype)) return avx512::matmul_quant(x, M, w, bias, y, pool);
+  DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
@@ -349,12 +313,11 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
     return;
   }
   thread_local ScratchBuffer xbuf;  // converted activations, reused across calls
-  if (c == Compute::kBF16 && (w.dtype == DType::kBF16 || quant_gemm)) {
+  if (c == Compute::kBF16 && w.dtype == DType::kBF16) {
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
-    if (quant_gemm) gemm_blocked<KernBF16Quant>(xb, ld, M, w, bias, y, pool);
-    else if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
+    if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
       gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
     else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
     else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);

@@ -53,6 +53,19 @@ inline void transpose16(__m512 x[16]) {
 
 inline __mmask16 tail_mask16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
+// Writes (first K block: + bias) or accumulates NV vectors of one tile row.
+template <int NV>
+inline void store_tile_row(float* c, __m512* v, int ncols, bool first, const float* bias) {
+  for (int j = 0; j < NV; j++) {
+    const __mmask16 k = ncols > 16 * j ? tail_mask16(ncols - 16 * j) : 0;
+    if (!k) break;
+    __m512 x = v[j];
+    if (!first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, c + 16 * j));
+    else if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, bias + 16 * j));
+    _mm512_mask_storeu_ps(c + 16 * j, k, x);
+  }
+}
+
 // 16 bf16 values at p (lanes outside m read nothing and give 0), widened exactly.
 inline __m512 load_bf16x16(__mmask16 m, const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));

@@ -32,9 +32,8 @@ bool parse_compute(const std::string& s, Compute* out);
 // A Linear weight as stored (usually a view into the mmapped checkpoint).
 // Quantized formats extend DType handling in the kernels, not the model:
 // DType::kQ8_0 / kQ4_0 / kIQ4_NL (ggml blocks, rows of K/32 blocks) run the int8 matmul
-// of ops/quant.h in f32 mode and, in bf16 mode, for few rows (decode); in bf16
-// mode prompt-sized M dequantizes the weight to bf16 while packing and runs
-// the bf16 GEMM instead.
+// of ops/quant.h in both modes and at every M (activations quantized to Q8_0
+// per block, as ggml does).
 struct Weight {
   DType dtype = DType::kF32;
   int64_t rows = 0;  // N (output features)

@@ -89,10 +89,14 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
 // The split layout the kernel reads (see quant_avx512.cpp): returns its bytes,
 // writes it to dst (64-byte aligned) when dst is non-null.
 size_t prepare_quant(const Weight& w, void* dst, Weight* out);
-// Blocks [b0, b0 + nblocks) of rows [n0, n0 + rows) as bf16 (d * q rounded
-// once), row r at out + r * ld; reads the split layout when w is prepared.
-void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
-                     int64_t ld);
+// Rows from which matmul_quant runs matmul_quant_prompt: its per-call repacking
+// pays from about 24 rows (bench_kernels, Q8_0 896 x 1280: at 16 rows the
+// matrix-vector kernel is ~8 % faster, at 48 the prompt kernel ~35 %).
+constexpr int64_t kPromptRows = 24;
+// matmul_quant for prompt-sized M (quant_gemm_avx512.cpp) on the split layout
+// `packed` of w: the same int8 numerics, arranged for many activation rows.
+void matmul_quant_prompt(const float* x, int64_t M, const Weight& w, const uint8_t* packed, const float* bias,
+                         float* y, ThreadPool& pool);
 }  // namespace avx512
 
 }  // namespace dsvl2

@@ -42,123 +42,10 @@
 #include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
+#include "ops/quant_split.h"
 
 namespace dsvl2::avx512 {
 namespace {
-
-constexpr uint32_t kPackedQ8Tag = 0x5138'0004, kPackedQ4Tag = 0x5134'0003, kPackedIQ4Tag = 0x4934'0003;  // layout v4/v3
-
-constexpr int kRows = 4;  // rows per group
-
-// Q4_0 and IQ4_NL share one block layout (f16 d, then 16 bytes of nibbles).
-static_assert(sizeof(BlockQ4_0) == sizeof(BlockIQ4_NL) && offsetof(BlockQ4_0, qs) == offsetof(BlockIQ4_NL, qs));
-
-enum class Kind { kQ8, kQ4, kIQ4 };
-
-// The IQ4_NL grid as the kernel's u8 operand (grid + 128: 1..241), once per 128-bit
-// lane (vpshufb looks up within a lane), and as int32 for vpermd. (Loaded from
-// memory: GCC 12 warns on the broadcast of a folded constant.)
-constexpr std::array<uint8_t, 64> kGridU8 = [] {
-  std::array<uint8_t, 64> t{};
-  for (int i = 0; i < 64; i++) t[size_t(i)] = uint8_t(kIQ4NLGrid[i % 16] + 128);
-  return t;
-}();
-// The grid as int8 per 128-bit lane (vpshufb), for reading weights back.
-constexpr std::array<int8_t, 64> kGridI8 = [] {
-  std::array<int8_t, 64> t{};
-  for (int i = 0; i < 64; i++) t[size_t(i)] = int8_t(kIQ4NLGrid[i % 16]);
-  return t;
-}();
-constexpr std::array<int32_t, 16> kGridI32 = [] {
-  std::array<int32_t, 16> t{};
-  for (int i = 0; i < 16; i++) t[size_t(i)] = kIQ4NLGrid[i];
-  return t;
-}();
-
-// A row's blocks (padded to an even count) in groups of B = 16, then 8, 4
-// and 2 blocks for the rest: a group is J = B / 2 vectors of 64 elements.
-// Slot k (elements 4k..4k+3) of its block bl sits in int32 lane
-// (k / J) * B + bl of vector k % J: each lane holds one block's slots only.
-struct BlockGroup {
-  int B = 16, J = 8;
-  int64_t b0 = 0;   // first block
-  int64_t off = 0;  // byte offset in a row group's stream
-};
-
-struct Split {
-  int64_t N = 0, K = 0, nb = 0, nbp = 0, row_groups = 0, chunk_bytes = 0, full = 0, n_groups = 0;
-  int64_t stream_bytes = 0;  // one row group: every block group, quants then scales
-  int n_tail = 0;
-  BlockGroup tail[3];
-  Kind kind = Kind::kQ8;
-  bool q4 = false;  // nibble vectors (Q4_0, IQ4_NL)
-  uint32_t tag = 0;
-  size_t bytes = 0;
-  explicit Split(const Weight& w) : N(w.rows), K(w.cols) {
-    kind = w.dtype == DType::kQ4_0 ? Kind::kQ4 : w.dtype == DType::kIQ4_NL ? Kind::kIQ4 : Kind::kQ8;
-    q4 = kind != Kind::kQ8;
-    tag = kind == Kind::kQ4 ? kPackedQ4Tag : kind == Kind::kIQ4 ? kPackedIQ4Tag : kPackedQ8Tag;
-    chunk_bytes = q4 ? 32 : 64;
-    nb = K / kQ8Block;
-    nbp = (nb + 1) / 2 * 2;
-    row_groups = (N + kRows - 1) / kRows;
-    full = nbp / 16;
-    int64_t off = full * group_bytes(8), b0 = full * 16;
-    for (int B = 8; B >= 2; B /= 2)
-      if ((nbp % 16) & B) {
-        tail[n_tail++] = BlockGroup{B, B / 2, b0, off};
-        off += group_bytes(B / 2);
-        b0 += B;
-      }
-    n_groups = full + n_tail;
-    stream_bytes = off;
-    bytes = size_t(row_groups * stream_bytes);
-  }
-  int64_t group_bytes(int J) const { return J * kRows * chunk_bytes + kRows * 16 * 2; }
-  BlockGroup group(int64_t g) const {
-    return g < full ? BlockGroup{16, 8, 16 * g, g * group_bytes(8)} : tail[g - full];
-  }
-  int64_t group_of_block(int64_t b) const {
-    if (b < 16 * full) return b / 16;
-    int64_t g = full;
-    while (g + 1 < n_groups && tail[g + 1 - full].b0 <= b) g++;
-    return g;
-  }
-  bool prepared(const Weight& w) const { return w.packed && w.packed_tag == tag; }
-  // Row i (of its row group) in a group: vector j's quants, the 16 f16 scales.
-  int64_t quant_at(const BlockGroup& bg, int j, int i) const { return bg.off + (j * kRows + i) * chunk_bytes; }
-  int64_t scale_at(const BlockGroup& bg, int i) const { return bg.off + bg.J * kRows * chunk_bytes + i * 32; }
-};
-
-// A nibble vector's 32 bytes as its 64 values (u8 0..15): low nibbles, then high.
-inline __m512i unpack_nibbles(const uint8_t* p) {
-  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1),
-                          _mm512_set1_epi8(0x0f));
-}
-
-// Lane l of vector j as an int32 index into the group's blocks (8 slots each).
-inline __m512i group_gather_index(const BlockGroup& bg, int j) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const int log_b = __builtin_ctz(unsigned(bg.B)), log_j = log_b - 1;
-  const __m512i block = _mm512_and_si512(lane, _mm512_set1_epi32(bg.B - 1));
-  const __m512i slot = _mm512_add_epi32(_mm512_slli_epi32(_mm512_srli_epi32(lane, log_b), log_j), _mm512_set1_epi32(j));
-  return _mm512_add_epi32(_mm512_slli_epi32(block, 3), slot);
-}
-
-// A group's J vectors from its blocks' elements (32 bytes each, one after another): a
-// full group is a 16 x 16 transpose of the blocks' slot words; a tail group gathers.
-inline void group_vectors(const BlockGroup& bg, const uint8_t* elems, __m512i v[8]) {
-  if (bg.B == 16) {
-    __m512i r[16];
-    for (int l = 0; l < 16; l++)
-      r[l] = _mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(elems + 32 * l)));
-    transpose16(r);
-    for (int j = 0; j < 8; j++) v[j] = r[j];
-    return;
-  }
-  for (int j = 0; j < bg.J; j++) v[j] = _mm512_i32gather_epi32(group_gather_index(bg, j), elems, 4);
-}
 
 // Packs the row groups [r0, r1) (their padding rows too), per row and group
 // from its blocks' elements in order (w + 128, or nibble values 0..15).
@@ -208,6 +95,7 @@ void pack_split(const Weight& w, const Split& s, uint8_t* dst, int64_t r0, int64
   }
 }
 
+
 // Activations quantized to Q8_0 (as quantize_q8_0) in the kernel's layout: rows of
 // 32 * nbp int8 (each group's vectors as the weights'), and per row and group 16 f32
 // scales and 16 int32 starts (each lane's -c * the sum of its x).
@@ -217,25 +105,6 @@ struct Activations {
   float* d = nullptr;
   int32_t* start = nullptr;
 };
-
-// One Q8_0 block of activations, exactly as quantize_q8_0: d = max|x| / 127, q =
-// lroundf(x / d) (half away from zero: trunc(|v|) + (frac >= 0.5), exact for |v| <= 127).
-inline void quantize_block(const float* x, int8_t* q, float* d_out) {
-  const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
-  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-  const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
-  *d_out = f16_to_f32(f32_to_f16(d));
-  for (int h = 0; h < 2; h++) {
-    const __m512 v = _mm512_mul_ps(h ? b : a, _mm512_set1_ps(id));
-    const __m512 av = _mm512_abs_ps(v);
-    const __m512 t = _mm512_roundscale_ps(av, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(av, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    __m512i r = _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.f)));
-    r = _mm512_mask_sub_epi32(r, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_si512(), r);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * h), _mm512_cvtepi32_epi8(r));
-  }
-}
-
 void quantize_activations(const float* x, int64_t M, const Split& s, Activations& a, ThreadPool& pool) {
   const int64_t row_q = 32 * s.nbp, row_g = 16 * s.n_groups;
   a.q = static_cast<int8_t*>(a.q_buf.get(size_t(M * row_q)));
@@ -266,6 +135,7 @@ void quantize_activations(const float* x, int64_t M, const Split& s, Activations
   if (M >= 4) pool.parallel_for(M, run);
   else run(0, M, 0);
 }
+
 
 // One row group (its stream) against MB activation rows.
 template <Kind KD, int MB>
@@ -335,84 +205,7 @@ void run_split(const Split& s, const uint8_t* packed, const Activations& a, int6
   }, 8);
 }
 
-// 16 int32 quants times d, rounded to bf16, stored.
-inline void store_bf16x16(__m512i q, float d, uint16_t* out) {
-  const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(d));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(bf16_bits(v)));
-}
-
-// Row n's blocks of group g read back as int8 weights in order (block bl at out + 32 * bl)
-// and their scales: a 16 x 16 transpose of the group's vectors puts lanes in rows.
-void group_values(const Split& s, const uint8_t* packed, int64_t n, int64_t g, int8_t* out, float* d) {
-  const uint8_t* stream = packed + (n / kRows) * s.stream_bytes;
-  const BlockGroup bg = s.group(g);
-  const int i = int(n % kRows);
-  const __m512i grid = _mm512_loadu_si512(kGridI8.data());
-  __m512i t[16];
-  for (int j = 0; j < 16; j++) {
-    const uint8_t* vec = stream + s.quant_at(bg, j, i);
-    if (j >= bg.J) t[j] = _mm512_setzero_si512();
-    else if (!s.q4) t[j] = _mm512_xor_si512(_mm512_loadu_si512(vec), _mm512_set1_epi8(char(0x80)));  // w + 128 -> w
-    else if (s.kind == Kind::kIQ4) t[j] = _mm512_shuffle_epi8(grid, unpack_nibbles(vec));
-    else t[j] = _mm512_sub_epi8(unpack_nibbles(vec), _mm512_set1_epi8(8));
-  }
-  transpose16(t);  // t[l]: lane l's slot words of vectors 0..J-1
-  alignas(64) int32_t words[16][16];
-  for (int l = 0; l < 16; l++) _mm512_store_si512(words[l], t[l]);
-  for (int bl = 0; bl < bg.B; bl++)
-    for (int part = 0; part < 16 / bg.B; part++)  // slots part * J .. + J sit in lane part * B + bl
-      std::memcpy(out + 32 * bl + 4 * bg.J * part, words[part * bg.B + bl], size_t(4 * bg.J));
-  const uint16_t* scales = reinterpret_cast<const uint16_t*>(stream + s.scale_at(bg, i));
-  for (int bl = 0; bl < bg.B; bl++) d[bl] = f16_to_f32(scales[bl]);
-}
-
 }  // namespace
-
-void dequantize_bf16(const Weight& w, int64_t n0, int64_t rows, int64_t b0, int64_t nblocks, uint16_t* out,
-                     int64_t ld) {
-  const Split s(w);
-  if (s.prepared(w)) {
-    const uint8_t* packed = static_cast<const uint8_t*>(w.packed);
-    alignas(64) int8_t v[16 * 32];
-    float d[16];
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t b = b0; b < b0 + nblocks;) {
-        const int64_t g = s.group_of_block(b);
-        const BlockGroup bg = s.group(g);
-        group_values(s, packed, n0 + r, g, v, d);
-        for (const int64_t end = std::min(b0 + nblocks, bg.b0 + bg.B); b < end; b++)
-          for (int h = 0; h < 2; h++) {
-            const __m128i q = _mm_load_si128(reinterpret_cast<const __m128i*>(v + 32 * (b - bg.b0) + 16 * h));
-            store_bf16x16(_mm512_cvtepi8_epi32(q), d[b - bg.b0], out + r * ld + (b - b0) * kQ8Block + 16 * h);
-          }
-      }
-    return;
-  }
-  const __m512i eight = _mm512_set1_epi32(8), nib = _mm512_set1_epi32(0x0f);
-  const __m512i grid = _mm512_loadu_si512(kGridI32.data());
-  // Nibble values 0..15 (in the low 4 bits) to the weight quants.
-  auto value = [&](__m512i q) {
-    return s.kind == Kind::kIQ4 ? _mm512_permutexvar_epi32(q, grid) : _mm512_sub_epi32(_mm512_and_si512(q, nib), eight);
-  };
-  for (int64_t r = 0; r < rows; r++) {
-    const int64_t n = n0 + r;
-    for (int64_t b = b0; b < b0 + nblocks; b++) {
-      uint16_t* o = out + r * ld + (b - b0) * kQ8Block;
-      if (s.q4) {  // ggml's block: byte t holds elements t (low nibble) and t + 16
-        const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(w.data)[n * s.nb + b];  // or IQ4_NL
-        const __m512i raw = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
-        const float d = f16_to_f32(blk.d);
-        store_bf16x16(value(raw), d, o);  // vpermd reads only the low 4 bits of an index
-        store_bf16x16(value(_mm512_srli_epi32(raw, 4)), d, o + 16);
-      } else {
-        const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(w.data)[n * s.nb + b];
-        for (int h = 0; h < 2; h++)
-          store_bf16x16(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs + 16 * h))),
-                        f16_to_f32(blk.d), o + 16 * h);
-      }
-    }
-  }
-}
 
 size_t prepare_quant(const Weight& w, void* dst, Weight* out) {
   if (!is_matmul_quant(w.dtype) || w.rows <= 0 || w.cols <= 0 || w.cols % kQ8Block) return 0;
@@ -439,6 +232,7 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
     pool.parallel_for(s.row_groups, [&](int64_t r0, int64_t r1, int) { pack_split(w, s, dst, r0, r1); }, 16);
     packed = dst;
   }
+  if (M >= kPromptRows) return matmul_quant_prompt(x, M, w, packed, bias, y, pool);
   thread_local Activations act;
   quantize_activations(x, M, s, act, pool);
   switch (s.kind) {

@@ -307,8 +307,7 @@ TEST(Iq4Nl, Avx512KernelEqualsReference) {
     }
 }
 
-// Every kernel table and both modes take IQ4_NL weights through Ops::linear
-// (bf16 mode with prompt-sized M dequantizes to the bf16 GEMM: a looser bound).
+// Every kernel table and both modes take IQ4_NL weights through Ops::linear.
 TEST(Iq4Nl, KernelTablesTakeIq4NlWeights) {
   ThreadPool pool(2);
   const int64_t N = 37, K = 896;

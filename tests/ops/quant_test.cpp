@@ -228,43 +228,49 @@ TEST(Quant, FastActivationQuantizationEqualsReference) {
   }
 }
 
-// bf16 mode with prompt-sized M: the weights are dequantized to bf16 (d * q
-// rounded once) and run through the bf16 GEMM, the activations rounded to
-// bf16: equal to that product in f32, up to accumulation order.
-TEST(Quant, Bf16ModePromptRowsUseDequantizedWeights) {
+// Prompt-sized M (avx512::kPromptRows and up) runs the prompt GEMM, which
+// repacks the split layout into column panels per call: in both modes it keeps
+// the int8 numerics of the reference, and every row equals that row run alone
+// through the matrix-vector kernel (batched and single sequences agree).
+// Shapes: N not a multiple of the 32-column panel, M not of the 6-row tile, K
+// across K blocks of 1024 with and without tail groups, an odd block count.
+TEST(Quant, PromptRowsKeepTheInt8NumericsInBothModes) {
   const KernelTable* fast = kernels_for(Isa::kAvx512);
   if (!fast) GTEST_SKIP() << "no AVX-512 kernels on this CPU";
   ThreadPool pool(2);
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{16, 33, 64}, {40, 70, 1280}, {100, 37, 32 * 37},
-                           {16, 5, 32 * 30}}) {
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{avx512::kPromptRows, 33, 64}, {40, 70, 1280},
+                           {100, 37, 32 * 37}, {31, 5, 32 * 30}, {25, 64, 2560}, {29, 40, 96}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
       std::vector<float> x = randn(size_t(M * K), 3), wf = randn(size_t(N * K), 4, 0.2f), bias = randn(size_t(N), 5);
       std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
       quantize_blocks(dt, wf.data(), N * K, w.data());
-      std::vector<float> wd(size_t(N * K));
-      dequantize_blocks(dt, w.data(), N * K, wd.data());
+      std::vector<float> ref(size_t(M * N));
+      matmul_quant_ref(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), ref.data(), pool);
       // Prepared, the weight's source bytes are not read (a model drops its
       // mapped pages): poison them after packing.
-      const Ops ops{fast, &pool, Compute::kBF16};
-      Tensor storage;
       std::vector<uint8_t> source = w;
-      const Weight prepared = ops.prepare(Weight{dt, N, K, source.data()}, &storage);
+      Tensor storage;
+      const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(Weight{dt, N, K, source.data()}, &storage);
       std::fill(source.begin(), source.end(), uint8_t(0x7f));
-      std::vector<float> got(size_t(M * N)), got_prepared(size_t(M * N));
-      ops.linear(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), got.data());
-      ops.linear(x.data(), M, prepared, bias.data(), got_prepared.data());
-      EXPECT_EQ(got, got_prepared);
-      for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-          double e = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
-          for (int64_t k = 0; k < K; k++) {
-            const double p = double(round_bf16(x[size_t(m * K + k)])) * round_bf16(wd[size_t(n * K + k)]);
-            e += p;
-            mag += std::fabs(p);
+      for (Compute c : {Compute::kBF16, Compute::kF32}) {
+        SCOPED_TRACE(compute_name(c));
+        const Ops ops{fast, &pool, c};
+        std::vector<float> got(size_t(M * N) + 1, -7.f), got_prepared(size_t(M * N)), row(static_cast<size_t>(N));
+        ops.linear(x.data(), M, Weight{dt, N, K, w.data()}, bias.data(), got.data());
+        ops.linear(x.data(), M, prepared, bias.data(), got_prepared.data());
+        EXPECT_EQ(got[size_t(M * N)], -7.f) << "write past y";
+        got.pop_back();
+        EXPECT_EQ(got, got_prepared);
+        for (int64_t m = 0; m < M; m++) {
+          ops.linear(x.data() + m * K, 1, prepared, bias.data(), row.data());
+          for (int64_t n = 0; n < N; n++) {
+            const float want = ref[size_t(m * N + n)], tol = 2e-5f * (1 + std::fabs(want)) * std::sqrt(float(K));
+            ASSERT_NEAR(got[size_t(m * N + n)], want, tol) << "m=" << m << " n=" << n;
+            ASSERT_NEAR(got[size_t(m * N + n)], row[size_t(n)], tol) << "alone: m=" << m << " n=" << n;
           }
-          ASSERT_NEAR(got[size_t(m * N + n)], e, 1e-5 * mag + 1e-6) << "m=" << m << " n=" << n;
         }
+      }
     }
 }
 
