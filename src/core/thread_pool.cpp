@@ -136,4 +136,45 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   });
 }
 
+namespace {
+// One thread's share [front, back) in one word, so the owner taking from the
+// front and a helper taking from the back never claim the same items.
+struct alignas(64) Share {
+  std::atomic<uint64_t> word{0};
+  static uint64_t pack(int64_t front, int64_t back) { return uint64_t(front) | uint64_t(back) << 32; }
+  // Claims up to `count` items from the front (or the back): false when empty.
+  bool claim(int64_t count, bool from_back, int64_t* begin, int64_t* end) {
+    uint64_t v = word.load(std::memory_order_relaxed);
+    for (;;) {
+      const int64_t f = int64_t(v & 0xffffffffu), b = int64_t(v >> 32);
+      if (f >= b) return false;
+      const int64_t nf = from_back ? f : std::min(b, f + count), nb = from_back ? std::max(f, b - count) : b;
+      if (word.compare_exchange_weak(v, pack(nf, nb), std::memory_order_relaxed)) {
+        *begin = from_back ? nb : f;
+        *end = from_back ? b : nf;
+        return true;
+      }
+    }
+  }
+};
+}  // namespace
+
+void ThreadPool::parallel_for_balanced(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                                       int64_t grain) {
+  grain = std::max<int64_t>(1, grain);
+  if (n <= 0) return;
+  if (n_threads_ == 1 || n <= grain || in_job() || n >= (int64_t(1) << 31)) return parallel_for(n, fn, grain);
+  std::vector<Share> shares(static_cast<size_t>(n_threads_));
+  for (int t = 0; t < n_threads_; t++)
+    shares[size_t(t)].word.store(Share::pack(n * t / n_threads_, n * (t + 1) / n_threads_));
+  run_on_all([&](int t) {
+    // Own share in a few large pieces (one contiguous stream), then others' tails.
+    const int64_t own = std::max(grain, (n / n_threads_ + 7) / 8);
+    int64_t b = 0, e = 0;
+    while (shares[size_t(t)].claim(own, false, &b, &e)) fn(b, e, t);
+    for (int k = 1; k < n_threads_; k++)
+      while (shares[size_t((t + k) % n_threads_)].claim(grain, true, &b, &e)) fn(b, e, t);
+  });
+}
+
 }  // namespace dsvl2

@@ -38,6 +38,13 @@ class ThreadPool {
   // runs fn(begin, end, thread_index) on them; the caller's thread takes part.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
+  // As parallel_for, but a thread that finishes its own contiguous share
+  // takes `grain`-sized pieces from the end of the others' unfinished shares
+  // (fn may then run several times on one thread). For memory-bound loops on
+  // a shared machine, where one thread can be slowed: each thread streams one
+  // contiguous range for most of its work, and none waits idle at the end.
+  void parallel_for_balanced(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain);
+
   // Runs fn(thread_index) once for every index in [0, size()), on every
   // thread (inline, one index after another, when nested in a job of this pool).
   void run_on_all(const std::function<void(int)>& fn);

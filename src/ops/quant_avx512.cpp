@@ -193,7 +193,8 @@ inline void row_group(const Split& s, const uint8_t* stream, int nn, const Activ
 template <Kind KD>
 void run_split(const Split& s, const uint8_t* packed, const Activations& a, int64_t M, const float* bias, float* y,
                ThreadPool& pool) {
-  pool.parallel_for(s.row_groups, [&](int64_t r0, int64_t r1, int) {
+  // Balanced: a thread slowed by a neighbour no longer holds the other at the region's end.
+  pool.parallel_for_balanced(s.row_groups, [&](int64_t r0, int64_t r1, int) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t n = r * kRows;
       const int nn = int(std::min<int64_t>(kRows, s.N - n));

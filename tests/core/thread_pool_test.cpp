@@ -131,5 +131,53 @@ TEST(ThreadPool, ConcurrentCallersShareThePool) {
   for (int64_t s : sums) EXPECT_EQ(s, 500 * 64);
 }
 
+// parallel_for_balanced: every index exactly once, whatever the thread count,
+// grain and size; a thread held up at the start leaves its share's tail to
+// the others (they take it from the end, in grain-sized pieces), and it still
+// starts at the front of its own share.
+TEST(ThreadPool, BalancedForCoversEveryIndexOnceAndMovesWorkOffASlowThread) {
+  for (int threads : {1, 2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t grain : {1, 3, 8})
+      for (int64_t n : {0, 1, 2, 7, 100, 1000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        pool.parallel_for_balanced(n, [&](int64_t b, int64_t e, int t) {
+          ASSERT_LE(b, e);
+          ASSERT_GE(t, 0);
+          ASSERT_LT(t, threads);
+          for (int64_t i = b; i < e; i++) hits[size_t(i)]++;
+        }, grain);
+        for (auto& h : hits) ASSERT_EQ(h.load(), 1) << threads << " threads, grain " << grain << ", n " << n;
+      }
+  }
+  ThreadPool pool(2);
+  const int64_t n = 400;
+  std::vector<std::atomic<int>> by(static_cast<size_t>(n));
+  std::atomic<int> first_item_of_thread0{-1};
+  pool.parallel_for_balanced(n, [&](int64_t b, int64_t e, int t) {
+    if (t == 0 && first_item_of_thread0.load() < 0) {
+      first_item_of_thread0 = int(b);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    for (int64_t i = b; i < e; i++) by[size_t(i)] = t;
+  }, 4);
+  EXPECT_EQ(first_item_of_thread0.load(), 0);
+  int moved = 0;
+  for (int64_t i = 0; i < n / 2; i++) moved += by[size_t(i)].load() == 1;
+  EXPECT_GT(moved, 0) << "the idle thread took none of the slow thread's share";
+  EXPECT_EQ(by[size_t(n / 2 - 1)].load(), 1) << "taken from the end of the share";
+}
+
+// An error in one piece reaches the caller; the pool stays usable.
+TEST(ThreadPool, BalancedForPropagatesTheError) {
+  ThreadPool pool(2);
+  EXPECT_THROW(pool.parallel_for_balanced(100, [&](int64_t b, int64_t e, int) {
+    if (b <= 60 && 60 < e) throw std::runtime_error("piece failed");
+  }, 4), std::runtime_error);
+  std::atomic<int64_t> s{0};
+  pool.parallel_for_balanced(100, [&](int64_t b, int64_t e, int) { s += e - b; }, 4);
+  EXPECT_EQ(s.load(), 100);
+}
+
 }  // namespace
 }  // namespace dsvl2
