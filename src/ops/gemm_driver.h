@@ -68,6 +68,23 @@ int64_t a_offset(int64_t k0) {
   else return k0;
 }
 
+// Run-time row count (1 .. Kern::kMR, at most 12) -> compile-time tile height.
+template <class Kern, class A, class B>
+void dispatch_tile(int mr, const A* a, int64_t lda, const B* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+  static_assert(Kern::kMR >= 1 && Kern::kMR <= 12, "one case per tile height up to 12");
+  switch (mr) {
+#define DSVL2_TILE(R)                                                                   \
+  case R:                                                                               \
+    if constexpr (R <= Kern::kMR) return Kern::template tile<R>(a, lda, b, kc, c, ldc, \
+                                                                ncols, first, bias);   \
+    break;
+    DSVL2_TILE(1) DSVL2_TILE(2) DSVL2_TILE(3) DSVL2_TILE(4) DSVL2_TILE(5) DSVL2_TILE(6)
+    DSVL2_TILE(7) DSVL2_TILE(8) DSVL2_TILE(9) DSVL2_TILE(10) DSVL2_TILE(11) DSVL2_TILE(12)
+#undef DSVL2_TILE
+  }
+}
+
 // prepacked: W already packed by prepack<Kern> (nullptr: pack per call).
 template <class Kern>
 void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const Weight& w, const float* bias,

@@ -123,15 +123,7 @@ struct KernF32 {
 
   static void kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
                      int ncols, bool first, const float* bias) {
-    static_assert(kMR == 6, "one case per tile height");
-    switch (mr) {
-      case 1: return tile<1>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      case 2: return tile<2>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      case 3: return tile<3>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      case 4: return tile<4>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      case 5: return tile<5>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      case 6: return tile<6>(a, lda, b, kc, c, ldc, ncols, first, bias);
-    }
+    dispatch_tile<KernF32>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
   }
 };
 

@@ -185,19 +185,6 @@ struct KernF32 {
                      int ncols, bool first, const float* bias);
 };
 
-// Run-time row count -> compile-time tile height.
-template <class Kern, class A, class B>
-void dispatch_tile(int mr, const A* a, int64_t lda, const B* b, int64_t kc, float* c, int64_t ldc, int ncols,
-                   bool first, const float* bias) {
-  static_assert(Kern::kMR == 12, "one case per tile height");
-  switch (mr) {
-#define DSVL2_TILE(R) \
-  case R: return Kern::template tile<R>(a, lda, b, kc, c, ldc, ncols, first, bias);
-    DSVL2_TILE(1) DSVL2_TILE(2) DSVL2_TILE(3) DSVL2_TILE(4) DSVL2_TILE(5) DSVL2_TILE(6)
-    DSVL2_TILE(7) DSVL2_TILE(8) DSVL2_TILE(9) DSVL2_TILE(10) DSVL2_TILE(11) DSVL2_TILE(12)
-#undef DSVL2_TILE
-  }
-}
 void KernBF16::kernel(int mr, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc,
                       int ncols, bool first, const float* bias) {
   dispatch_tile<KernBF16>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);

@@ -155,12 +155,7 @@ struct KernSplitQ8 {
 
   static void kernel(int mr, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t kc, float* c, int64_t ldc,
                      int ncols, bool first, const float* bias) {
-    switch (mr) {
-#define DSVL2_TILE(R) \
-  case R: return tile<R>(a, lda, b, kc, c, ldc, ncols, first, bias);
-      DSVL2_TILE(1) DSVL2_TILE(2) DSVL2_TILE(3) DSVL2_TILE(4) DSVL2_TILE(5) DSVL2_TILE(6)
-#undef DSVL2_TILE
-    }
+    dispatch_tile<KernSplitQ8>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
   }
 };
 
