@@ -168,8 +168,8 @@ void ThreadPool::parallel_for_balanced(int64_t n, const std::function<void(int64
   for (int t = 0; t < n_threads_; t++)
     shares[size_t(t)].word.store(Share::pack(n * t / n_threads_, n * (t + 1) / n_threads_));
   run_on_all([&](int t) {
-    // Own share in a few large pieces (one contiguous stream), then others' tails.
-    const int64_t own = std::max(grain, (n / n_threads_ + 7) / 8);
+    // Own share in about eight pieces, whole grains (one contiguous stream), then others' tails.
+    const int64_t own = std::max<int64_t>(1, (n / n_threads_ / 8 + grain - 1) / grain) * grain;
     int64_t b = 0, e = 0;
     while (shares[size_t(t)].claim(own, false, &b, &e)) fn(b, e, t);
     for (int k = 1; k < n_threads_; k++)

@@ -38,7 +38,8 @@ class ThreadPool {
   // runs fn(begin, end, thread_index) on them; the caller's thread takes part.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain = 1);
 
-  // As parallel_for, but a thread that finishes its own contiguous share
+  // As parallel_for, but each thread takes its own contiguous share in pieces
+  // of whole grains from the front, and a thread that finishes its share
   // takes `grain`-sized pieces from the end of the others' unfinished shares
   // (fn may then run several times on one thread). For memory-bound loops on
   // a shared machine, where one thread can be slowed: each thread streams one

@@ -97,16 +97,8 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
   // Split columns across threads when there are enough panels, else rows
   // (then each thread packs the whole weight; only happens for small N).
   const bool split_n = n_panels >= 2 * int64_t(T) || M < int64_t(MR) * T;
-  pool.run_on_all([&](int tid) {
-    int64_t p0 = 0, p1 = n_panels, m_begin = 0, m_end = M;
-    if (split_n) {
-      p0 = n_panels * tid / T;
-      p1 = n_panels * (tid + 1) / T;
-    } else {
-      const int64_t tiles = (M + MR - 1) / MR;
-      m_begin = std::min(M, tiles * tid / T * MR);
-      m_end = std::min(M, tiles * (tid + 1) / T * MR);
-    }
+  // Panels [p0, p1) times rows [m_begin, m_end) on the calling thread.
+  auto run = [&](int64_t p0, int64_t p1, int64_t m_begin, int64_t m_end) {
     if (p0 >= p1 || m_begin >= m_end) return;
     thread_local ScratchBuffer buf;
     const size_t pe = Kern::panel_elems(Kern::kKC);
@@ -132,7 +124,18 @@ void gemm_blocked(const typename Kern::AType* a, int64_t lda, int64_t M, const W
         }
       }
     }
-  });
+  };
+  if (split_n) {
+    // Balanced: a thread slowed by a neighbour hands column groups from the
+    // end of its half to the other instead of holding it at the region's end.
+    const int64_t grain = std::max<int64_t>(1, std::min<int64_t>(Kern::kNCPanels, n_panels / (2 * T)));
+    pool.parallel_for_balanced(n_panels, [&](int64_t p0, int64_t p1, int) { run(p0, p1, 0, M); }, grain);
+  } else {
+    pool.run_on_all([&](int tid) {
+      const int64_t tiles = (M + MR - 1) / MR;
+      run(0, n_panels, std::min(M, tiles * tid / T * MR), std::min(M, tiles * (tid + 1) / T * MR));
+    });
+  }
 }
 
 }  // namespace
