@@ -301,7 +301,8 @@ int main(int argc, char** argv) {
   g_peak_int8 = roof.int8_gops * 1e9;
   g_peak_mem = roof.mem_gbs * 1e9;
   std::printf("kernels: %s, %d threads; peaks measured now: bf16 %.0f, f32 %.0f GFLOP/s, int8 %.0f GOP/s, "
-              "memory %.0f GB/s\n", isa_name(kt.isa), threads, g_peak_bf16 * 1e-9, g_peak_f32 * 1e-9, g_peak_int8 * 1e-9, g_peak_mem * 1e-9);
+              "memory %.0f GB/s\n",
+              isa_name(kt.isa), threads, g_peak_bf16 * 1e-9, g_peak_f32 * 1e-9, g_peak_int8 * 1e-9, g_peak_mem * 1e-9);
   if (g_cpu_time) std::printf("(timed by thread CPU time, one core)\n");
 #ifndef DSVL2_HAVE_DNNL
   std::printf("oneDNN comparison skipped: built without oneDNN (bash scripts/setup --peers, then reconfigure)\n");

@@ -93,10 +93,11 @@ size_t prepare_quant(const Weight& w, void* dst, Weight* out);
 // pays from about 24 rows (bench_kernels, Q8_0 896 x 1280: at 16 rows the
 // matrix-vector kernel is ~8 % faster, at 48 the prompt kernel ~35 %).
 constexpr int64_t kPromptRows = 24;
-// matmul_quant for prompt-sized M (quant_gemm_avx512.cpp) on the split layout
-// `packed` of w: the same int8 numerics, arranged for many activation rows.
-void matmul_quant_prompt(const float* x, int64_t M, const Weight& w, const uint8_t* packed, const float* bias,
-                         float* y, ThreadPool& pool);
+// matmul_quant for prompt-sized M (quant_gemm_avx512.cpp): the same int8
+// numerics, arranged for many activation rows. `split` is the weight with
+// packed holding its split layout (prepared, or split per call).
+void matmul_quant_prompt(const float* x, int64_t M, const Weight& split, const float* bias, float* y,
+                         ThreadPool& pool);
 }  // namespace avx512
 
 }  // namespace dsvl2

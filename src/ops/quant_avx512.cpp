@@ -30,15 +30,12 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
-#include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
-#include "ops/gemm_driver.h"
+#include "core/scratch.h"
 #include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
@@ -233,7 +230,12 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
     pool.parallel_for(s.row_groups, [&](int64_t r0, int64_t r1, int) { pack_split(w, s, dst, r0, r1); }, 16);
     packed = dst;
   }
-  if (M >= kPromptRows) return matmul_quant_prompt(x, M, w, packed, bias, y, pool);
+  if (M >= kPromptRows) {
+    Weight split = w;  // the prompt GEMM repacks from the split layout, prepared or made above
+    split.packed = packed;
+    split.packed_tag = s.tag;
+    return matmul_quant_prompt(x, M, split, bias, y, pool);
+  }
   thread_local Activations act;
   quantize_activations(x, M, s, act, pool);
   switch (s.kind) {

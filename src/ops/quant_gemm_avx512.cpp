@@ -161,15 +161,12 @@ struct KernSplitQ8 {
 
 }  // namespace
 
-void matmul_quant_prompt(const float* x, int64_t M, const Weight& w, const uint8_t* packed, const float* bias,
-                         float* y, ThreadPool& pool) {
-  Weight split = w;  // KernSplitQ8::pack reads the split layout
-  split.packed = packed;
-  split.packed_tag = Split(w).tag;
+void matmul_quant_prompt(const float* x, int64_t M, const Weight& split, const float* bias, float* y,
+                         ThreadPool& pool) {
   thread_local ScratchBuffer rows_buf;
-  const int64_t row_bytes = w.cols / kQ8Block * int64_t(sizeof(RowBlock));
+  const int64_t row_bytes = split.cols / kQ8Block * int64_t(sizeof(RowBlock));
   auto* rows = static_cast<RowBlock*>(rows_buf.get(size_t(M * row_bytes)));
-  quantize_rows(x, M, w.cols, rows, pool);
+  quantize_rows(x, M, split.cols, rows, pool);
   gemm_blocked<KernSplitQ8>(reinterpret_cast<const uint8_t*>(rows), row_bytes, M, split, bias, y, pool);
 }
 

@@ -8,11 +8,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "core/dtype.h"
-#include "core/scratch.h"
-#include "core/thread_pool.h"
 #include "ops/math_avx512.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
