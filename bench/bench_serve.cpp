@@ -18,6 +18,7 @@
 
 #include "core/base64.h"
 #include "core/file.h"
+#include "core/heap.h"
 #include "model/cost.h"
 #include "serve/engine.h"
 
@@ -238,6 +239,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_serve MODEL_DIR [threads] [bf16|f32] [prompt rows per step while decoding] [decode|agree|ttft|itl]\n");
     return 2;
   }
+  dsvl2::keep_freed_activations();  // as the dsvl2 command
   dsvl2::Compute c = dsvl2::Compute::kBF16;
   if (argc > 3 && !dsvl2::parse_compute(argv[3], &c)) return 2;
   try {

@@ -23,6 +23,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/heap.h"
 #include "core/thread_pool.h"
 #include "ops/ops.h"
 #include "vision/siglip.h"
@@ -237,6 +238,7 @@ int run(int argc, char** argv) {
 }  // namespace dsvl2
 
 int main(int argc, char** argv) {
+  dsvl2::keep_freed_activations();  // as the dsvl2 command
   try {
     return dsvl2::run(argc, argv);
   } catch (const dsvl2::Error& e) {

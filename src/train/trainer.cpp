@@ -1,7 +1,5 @@
 #include "train/trainer.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/heap.h"
 #include "core/rng.h"
 #include "io/model_config.h"
 #include "io/tensor_registry.h"
@@ -87,11 +86,7 @@ TrainerReport run_training(const TrainerConfig& c, ThreadPool& pool) {
   DSVL2_REQUIRE(c.export_dir.empty() || !std::filesystem::exists(c.export_dir) ||
                     !std::filesystem::equivalent(c.export_dir, c.model_dir),
                 "train: the export folder must differ from the model folder");
-  // Every step allocates and frees the same large activations: keep freed
-  // memory in the heap (glibc would return blocks over 32 MB, or a heap
-  // top over 128 KB, to the kernel and fault fresh zeroed pages back in).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  keep_freed_activations();  // every step allocates and frees the same large activations
   const VLConfig cfg = load_vl_config(c.model_dir);
   const ProcessorConfig proc = processor_config_for(c.model_dir, cfg);
   DSVL2_REQUIRE(file_exists(path_join(c.model_dir, "tokenizer.json")),

@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "core/error.h"
+#include "core/heap.h"
 
 namespace dsvl2::cli {
 
@@ -35,6 +36,7 @@ int exit_code(dsvl2::ErrorKind k) {
 
 int main(int argc, char** argv) {
   using namespace dsvl2::cli;
+  dsvl2::keep_freed_activations();
   CLI::App app{"dsvl2: DeepSeek-VL2 inference engine and toolkit (C++, CPU)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dsvl2 0.1.0");
