@@ -1,5 +1,7 @@
-// How the C heap keeps memory that a forward pass frees.
+// How the C heap keeps memory that a forward pass frees, and the 64-byte
+// aligned blocks tensors and scratch buffers live in.
 #pragma once
+#include <cstddef>
 
 namespace dsvl2 {
 
@@ -12,5 +14,13 @@ namespace dsvl2 {
 // (peak use is unchanged), larger blocks (weights) are still mapped apart.
 // Process-wide; called by the command-line entry and by training.
 void keep_freed_activations();
+
+// `bytes` aligned to 64, from malloc (nullptr when out of memory); free with
+// free_aligned64. Not aligned_alloc: glibc serves a large aligned request from
+// a larger block and splits it, so a freed block is never large enough for the
+// next request of the same size and the heap grows by fresh (faulting) pages on
+// every pass; malloc reuses the freed block.
+void* alloc_aligned64(size_t bytes);
+void free_aligned64(void* p);
 
 }  // namespace dsvl2

@@ -1,8 +1,9 @@
 #include "core/scratch.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <new>
+
+#include "core/heap.h"
 
 namespace dsvl2 {
 
@@ -11,18 +12,18 @@ std::atomic<size_t> g_scratch_bytes{0};
 }
 
 ScratchBuffer::~ScratchBuffer() {
-  std::free(p_);
+  free_aligned64(p_);
   g_scratch_bytes.fetch_sub(cap_, std::memory_order_relaxed);
 }
 
 void* ScratchBuffer::get(size_t bytes) {
   if (bytes > cap_) {
-    std::free(p_);
+    free_aligned64(p_);
     g_scratch_bytes.fetch_sub(cap_, std::memory_order_relaxed);
     p_ = nullptr;
     cap_ = 0;
     const size_t cap = (bytes + 4095) & ~size_t(4095);
-    p_ = std::aligned_alloc(64, cap);
+    p_ = alloc_aligned64(cap);
     if (!p_) throw std::bad_alloc();
     cap_ = cap;
     g_scratch_bytes.fetch_add(cap_, std::memory_order_relaxed);

@@ -28,7 +28,7 @@ Tensor::Tensor(DType dtype, Shape shape, bool zero) : dtype_(dtype), shape_(std:
   nbytes_ = size_t(nb);
   size_t alloc = (nbytes_ + 63) / 64 * 64;
   if (alloc == 0) alloc = 64;
-  void* p = std::aligned_alloc(64, alloc);
+  void* p = alloc_aligned64(alloc);
   if (!p) throw Error(strformat("out of memory allocating %zu bytes for a tensor %s", alloc, shape_str(shape_).c_str()));
   if (zero) std::memset(p, 0, alloc);
   data_.reset(p);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/heap.h"
 
 namespace dsvl2 {
 
@@ -54,7 +55,7 @@ class Tensor {
 
  private:
   struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
+    void operator()(void* p) const { free_aligned64(p); }
   };
   DType dtype_ = DType::kF32;
   Shape shape_;
