@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/scratch.h"
 #include "ops/ops.h"
 
 namespace dsvl2 {
@@ -46,6 +47,18 @@ Weight Ops::prepare_into(const Weight& w, void* dst) const {
   Weight out = w;
   if (k->prepare && k->prepare(w, compute, nullptr, nullptr) > 0) k->prepare(w, compute, dst, &out);
   return out;
+}
+
+void Ops::gelu_tanh_linear(float* x, int64_t M, int64_t K, const Weight& w, const float* bias, float* y) const {
+  if (compute == Compute::kBF16 && w.dtype == DType::kBF16 && k->gelu_tanh_bf16 && k->matmul_bf16) {
+    thread_local ScratchBuffer buf;  // the bf16 rows, reused across calls
+    const int64_t ld = (K + 1) & ~int64_t(1);
+    uint16_t* xb = static_cast<uint16_t*>(buf.get(size_t(M * ld) * 2));
+    k->gelu_tanh_bf16(x, M, K, xb, ld, *pool);
+    return k->matmul_bf16(xb, ld, M, w, bias, y, *pool);
+  }
+  pool->parallel_for(M * K, [&](int64_t a, int64_t b, int) { k->gelu_tanh(x + a, b - a); }, 1 << 14);
+  linear(x, M, w, bias, y);
 }
 
 namespace {

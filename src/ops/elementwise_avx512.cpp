@@ -71,15 +71,10 @@ void rms_norm(const float* x, int64_t M, int64_t D, const float* gamma, float ep
   }
 }
 
-// 0.5 v (1 + tanh(u)) == v / (1 + e^(-2u)), u = sqrt(2/pi) (v + 0.044715 v^3).
 void gelu_tanh(float* x, int64_t n) {
-  const __m512 k2 = _mm512_set1_ps(-2.f * 0.7978845608028654f), c = _mm512_set1_ps(0.044715f), one = _mm512_set1_ps(1.f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask16(n - i);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    const __m512 u = _mm512_fmadd_ps(_mm512_mul_ps(c, v), _mm512_mul_ps(v, v), v);
-    const __m512 e = exp512(_mm512_mul_ps(k2, u));
-    _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
+    _mm512_mask_storeu_ps(x + i, m, gelu_tanh16(_mm512_maskz_loadu_ps(m, x + i)));
   }
 }
 

@@ -53,6 +53,17 @@ void to_bf16_rows(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t l
   }, 64);
 }
 
+// gelu_tanh(x[M, K]) as bf16 rows of stride ld, rounded as to_bf16_rows rounds.
+void gelu_tanh_bf16(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool) {
+  pool.parallel_for(M, [&](int64_t m0, int64_t m1, int) {
+    for (int64_t m = m0; m < m1; m++)
+      for (int64_t k = 0; k < ld; k += 16) {
+        const __m512 v = gelu_tanh16(_mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + m * K + k));
+        _mm256_mask_storeu_epi16(out + m * ld + k, tail16(ld - k), _mm512_cvtepi32_epi16(bf16_bits(v)));
+      }
+  }, 16);
+}
+
 // x[M, K] -> x rounded to bf16, kept in f32.
 void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
   pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
@@ -286,6 +297,25 @@ void small_m_f32(const float* x, int64_t M, const Weight& w, const float* bias, 
   }, 64);
 }
 
+// y = bias (or 0): a product over K = 0.
+void fill_bias(int64_t M, int64_t N, const float* bias, float* y) {
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) y[m * N + n] = bias ? bias[n] : 0.f;
+}
+
+// bf16 rows x (stride ld, even, >= K) times a BF16 weight: matmul's kBF16 path
+// after its rounding of the input.
+void matmul_bf16(const uint16_t* xb, int64_t ld, int64_t M, const Weight& w, const float* bias, float* y,
+                 ThreadPool& pool) {
+  DSVL2_CHECK(w.dtype == DType::kBF16 && ld >= w.cols && ld % 2 == 0, "matmul_bf16: needs BF16 weights, even ld >= K");
+  if (M <= 0 || w.rows <= 0) return;
+  if (w.cols == 0) return fill_bias(M, w.rows, bias, y);
+  if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
+    gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
+  else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
+  else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);
+}
+
 void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                    ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
@@ -294,21 +324,13 @@ void matmul_avx512(const float* x, int64_t M, const Weight& w, const float* bias
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;
-  if (K == 0) {
-    for (int64_t m = 0; m < M; m++)
-      for (int64_t n = 0; n < N; n++) y[m * N + n] = bias ? bias[n] : 0.f;
-    return;
-  }
+  if (K == 0) return fill_bias(M, N, bias, y);
   thread_local ScratchBuffer xbuf;  // converted activations, reused across calls
   if (c == Compute::kBF16 && w.dtype == DType::kBF16) {
     const int64_t ld = (K + 1) & ~int64_t(1);  // pairs: odd K gets a zero column
     uint16_t* xb = static_cast<uint16_t*>(xbuf.get(size_t(M * ld) * 2));
     to_bf16_rows(x, M, K, xb, ld, pool);
-    if (w.packed && w.packed_tag == kPackedBf16Tag)  // prepared: no packing, any M
-      gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
-    else if (M < kSmallM) small_m_bf16(xb, ld, M, w, bias, y, pool);
-    else gemm_blocked<KernBF16>(xb, ld, M, w, bias, y, pool);
-    return;
+    return matmul_bf16(xb, ld, M, w, bias, y, pool);
   }
   const float* a = x;
   if (c == Compute::kBF16) {
@@ -340,7 +362,7 @@ size_t prepare_avx512(const Weight& w, Compute c, void* dst, Weight* out) {
 
 const KernelTable kAvx512 = {Isa::kAvx512,      matmul_avx512,      avx512::layer_norm,   avx512::rms_norm,
                              avx512::gelu_tanh, avx512::gelu_erf,   avx512::silu_mul,     avx512::softmax_rows,
-                             avx512::attention, prepare_avx512};
+                             avx512::attention, prepare_avx512,    gelu_tanh_bf16,       matmul_bf16};
 
 }  // namespace
 

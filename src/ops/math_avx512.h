@@ -91,5 +91,12 @@ inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(_mm512_add_ps(p, p), _mm512_sub_ps(n, _mm512_set1_ps(1.f)));
 }
 
+// GELU, tanh form: 0.5 v (1 + tanh(u)) == v / (1 + e^(-2u)), u = sqrt(2/pi) (v + 0.044715 v^3).
+inline __m512 gelu_tanh16(__m512 v) {
+  const __m512 u = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), _mm512_mul_ps(v, v), v);
+  const __m512 e = exp512(_mm512_mul_ps(_mm512_set1_ps(-2.f * 0.7978845608028654f), u));
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.f), e));
+}
+
 }  // namespace
 }  // namespace dsvl2

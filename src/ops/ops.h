@@ -100,6 +100,14 @@ struct KernelTable {
   // form for this dtype/mode) and, when dst is non-null (64-byte aligned),
   // writes it there and returns w with packed/packed_tag set via *out.
   size_t (*prepare)(const Weight& w, Compute c, void* dst, Weight* out);
+  // Optional (nullptr where a table has none): an MLP's GELU handed to the next
+  // matmul as bf16 rows, without writing f32 and reading it back to round it.
+  // gelu_tanh_bf16: gelu_tanh(x[M, K]) rounded to bf16 as matmul rounds its input
+  // in kBF16 mode, into rows of stride ld (even, >= K; zeros past K). matmul_bf16:
+  // such rows times a BF16 weight, exactly what matmul computes in kBF16 mode.
+  void (*gelu_tanh_bf16)(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool) = nullptr;
+  void (*matmul_bf16)(const uint16_t* x, int64_t ld, int64_t M, const Weight& w, const float* bias, float* y,
+                      ThreadPool& pool) = nullptr;
 };
 
 const KernelTable& kernels_ref();
@@ -134,6 +142,10 @@ struct Ops {
   size_t prepared_bytes(const Weight& w) const { return k->prepare ? k->prepare(w, compute, nullptr, nullptr) : 0; }
   Weight prepare_into(const Weight& w, void* dst) const;
   void attention(const AttentionArgs& a) const { k->attention(a, *pool); }
+  // y = gelu_tanh(x[M, K]) · W^T (+ bias). x is left unspecified (the GELU may
+  // be written over it). In kBF16 mode with a BF16 weight the table's fused
+  // entries, where it has them, skip the f32 round trip; the result is the same.
+  void gelu_tanh_linear(float* x, int64_t M, int64_t K, const Weight& w, const float* bias, float* y) const;
 };
 
 }  // namespace dsvl2

@@ -52,10 +52,6 @@ void layer_norm_rows(const Ops& ops, const float* x, int64_t M, int64_t D, const
     ops.k->layer_norm(x + r0 * D, r1 - r0, D, g.f32(), b.f32(), kLayerNormEps, y + r0 * D);
   }, 16);
 }
-void gelu_tanh_par(const Ops& ops, float* x, int64_t n) {
-  ops.pool->parallel_for(n, [&](int64_t a, int64_t b, int) { ops.k->gelu_tanh(x + a, b - a); }, 1 << 14);
-}
-
 }  // namespace
 
 void VisionScratch::reserve(int64_t n_rows, const VisionConfig& cfg) {
@@ -200,8 +196,7 @@ void VisionTower::block_forward(const VisionBlockWeights& b, int64_t first, int6
   // x = x + fc2(gelu_tanh(fc1(norm2(x))))
   layer_norm_rows(ops, x, M, W, b.norm2_w, b.norm2_b, h);
   ops.linear(h, M, b.fc1, b.fc1_b.f32(), mlp);
-  gelu_tanh_par(ops, mlp, M * F);
-  ops.linear(mlp, M, b.fc2, b.fc2_b.f32(), h);
+  ops.gelu_tanh_linear(mlp, M, F, b.fc2, b.fc2_b.f32(), h);
   add_inplace(x, h, M * W, *ops.pool);
 }
 
