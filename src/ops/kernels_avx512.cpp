@@ -39,29 +39,27 @@ constexpr uint32_t kPackedBf16Tag = 0x5a42'2006;
 inline __mmask16 tail16(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 inline __mmask32 tail32(int64_t n) { return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << n) - 1); }
 
+// f(x[M, K]) -> bf16 rows of stride ld (>= K; f(0) past K, which is 0 for both
+// uses below).
+template <class F>
+void bf16_rows(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool, F f) {
+  pool.parallel_for(M, [&](int64_t m0, int64_t m1, int) {
+    for (int64_t m = m0; m < m1; m++)
+      for (int64_t k = 0; k < ld; k += 16) {
+        const __m512 v = f(_mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + m * K + k));
+        _mm256_mask_storeu_epi16(out + m * ld + k, tail16(ld - k), _mm512_cvtepi32_epi16(bf16_bits(v)));
+      }
+  }, 64);
+}
+
 // x[M, K] -> bf16 rows of stride ld (>= K, zero-padded).
 void to_bf16_rows(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool) {
-  pool.parallel_for(M, [&](int64_t m0, int64_t m1, int) {
-    for (int64_t m = m0; m < m1; m++) {
-      const float* r = x + m * K;
-      uint16_t* o = out + m * ld;
-      for (int64_t k = 0; k < ld; k += 16) {
-        __m512 v = _mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, r + k);
-        _mm256_mask_storeu_epi16(o + k, tail16(ld - k), _mm512_cvtepi32_epi16(bf16_bits(v)));
-      }
-    }
-  }, 64);
+  bf16_rows(x, M, K, out, ld, pool, [](__m512 v) { return v; });
 }
 
 // gelu_tanh(x[M, K]) as bf16 rows of stride ld, rounded as to_bf16_rows rounds.
 void gelu_tanh_bf16(const float* x, int64_t M, int64_t K, uint16_t* out, int64_t ld, ThreadPool& pool) {
-  pool.parallel_for(M, [&](int64_t m0, int64_t m1, int) {
-    for (int64_t m = m0; m < m1; m++)
-      for (int64_t k = 0; k < ld; k += 16) {
-        const __m512 v = gelu_tanh16(_mm512_maskz_loadu_ps(k < K ? tail16(K - k) : 0, x + m * K + k));
-        _mm256_mask_storeu_epi16(out + m * ld + k, tail16(ld - k), _mm512_cvtepi32_epi16(bf16_bits(v)));
-      }
-  }, 16);
+  bf16_rows(x, M, K, out, ld, pool, [](__m512 v) { return gelu_tanh16(v); });
 }
 
 // x[M, K] -> x rounded to bf16, kept in f32.
