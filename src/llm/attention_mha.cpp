@@ -77,9 +77,8 @@ void AttentionMha::forward(const float* x, int N, std::span<const BatchSegment> 
     a.causal = true;
     a.q_pos0 = s.pos0;
     // Prompt rows in bf16 dot products in the fast mode (1,034-token prefill
-    // +8 %; golden tiny_like bf16 logits' mean error 0.0066 -> 0.0067). MLA
-    // keeps f32 here: its 576-wide absorbed queries rounded to bf16 flip a
-    // greedy token of the small_like golden case.
+    // +8 %; golden tiny_like bf16 logits' mean error 0.0066 -> 0.0067), as
+    // MLA's expanded (prompt) form does.
     a.compute = ops.compute;
     ops.attention(a);
   }

@@ -1,12 +1,15 @@
-// Multi-head latent attention, the weight-absorbed eager DeepseekV2Attention
-// (DeepSeek-VL2 Small / Base):
+// Multi-head latent attention, DeepseekV2Attention (DeepSeek-VL2 Small / Base):
 //   q      = q_proj(x)  or  q_b_proj(RMSNorm_1e-6(q_a_proj(x)))       [T, H, nope + rope]
 //   c, kpe = kv_a_proj_with_mqa(x); c = RMSNorm_1e-6(c)                 cached: [c | roped kpe]
 //   kv_b_proj.weight viewed [H, nope + v, kv_lora] = [W_uk ; W_uv] per head
-//   score  = (q_pe . k_pe + (q_nope W_uk) . c) * scale                  (MQA over [c | kpe])
-//   out    = o_proj(((softmax_f32(score) @ c) W_uv^T) over heads)
-// scale = (nope + rope)^-0.5, times mscale(factor, mscale_all_dim)^2 under yarn.
-// RoPE on q_pe / k_pe is the interleaved-pair form (see rope.h).
+// in two equal forms, chosen per sequence by the work each does:
+//   expanded (prompts): k = [c W_uk^T | k_pe], v = c W_uv^T for every cached
+//     position, then multi-head attention (the checkpoint's eager form);
+//   absorbed (decode):  score = (q_pe . k_pe + (q_nope W_uk) . c) * scale, MQA
+//     over [c | kpe], out = (softmax_f32(score) @ c) W_uv^T per head.
+// Either way o_proj over the heads. scale = (nope + rope)^-0.5, times
+// mscale(factor, mscale_all_dim)^2 under yarn. RoPE on q_pe / k_pe is the
+// interleaved-pair form (see rope.h).
 #pragma once
 #include <span>
 #include <string>
@@ -29,6 +32,9 @@ class AttentionMla {
   // (capacity checked by the caller), RoPE and attention; y[N, hidden].
   void forward(const float* x, int N, std::span<const BatchSegment> segs, int layer, const Ops& ops, float* y) const;
   float softmax_scale() const { return scale_; }
+  // The form forward() takes for a segment: expanded (prompts) or absorbed
+  // (decode steps, short chunks after a long prefix), whichever does less work.
+  bool prefers_expanded(const BatchSegment& s) const;
   // The projections run through Ops::linear (kv_b_proj is read per head).
   template <class F>
   void for_each_linear(F&& f) {
@@ -43,6 +49,8 @@ class AttentionMla {
 
  private:
   explicit AttentionMla(const Rope& rope) : rope_(rope) {}
+  void attend_absorbed(const float* q, std::span<const BatchSegment> run, int layer, const Ops& ops, float* att) const;
+  void attend_expanded(const float* q, const BatchSegment& s, int layer, const Ops& ops, float* att) const;
   int H_ = 0, nope_ = 0, rope_dim_ = 0, v_dim_ = 0, lora_ = 0, q_lora_ = 0;
   int64_t hidden_ = 0;
   float scale_ = 1.f;

@@ -106,10 +106,21 @@ TEST_P(MlaReference, AbsorbedEqualsPlainAttention) {
   const int nope = c.qk_nope_head_dim, R = c.qk_rope_head_dim, V = c.v_head_dim, Q = nope + R;
   auto x = random_embeds(T, D, 3);
   Env env;
-  KVCache cache(c);
-  std::vector<float> y(size_t(T) * D);
-  const BatchSegment seg{&cache, 0, T, 0};
-  attn.forward(x.data(), T, {&seg, 1}, 0, env.ops, y.data());
+  // The rows in one call (a fresh prompt: the expanded form), then as a prompt
+  // of 5 and the rest after it (chunks and single steps: the absorbed form).
+  const std::vector<std::vector<int>> splits = {{T}, {5, 4}, {5, 1, 1, 1, 1}};
+  std::vector<std::vector<float>> ys;
+  for (const std::vector<int>& split : splits) {
+    KVCache cache(c);
+    std::vector<float>& y = ys.emplace_back(size_t(T) * D);
+    int pos = 0;
+    for (int n : split) {
+      const BatchSegment seg{&cache, 0, n, pos};
+      EXPECT_EQ(attn.prefers_expanded(seg), pos == 0) << "rows " << n << " at " << pos;
+      attn.forward(x.data() + int64_t(pos) * D, n, {&seg, 1}, 0, env.ops, y.data() + int64_t(pos) * D);
+      pos += n;
+    }
+  }
 
   auto W = [&](const std::string& n, Shape s) { return to_f32(src(p + n, s)); };
   Tensor kv_a = W("kv_a_proj_with_mqa.weight", {L + R, D}), kv_norm = W("kv_a_layernorm.weight", {L});
@@ -162,9 +173,55 @@ TEST_P(MlaReference, AbsorbedEqualsPlainAttention) {
       }
     }
     auto yt = matvec(o, cat.data(), 0, D);
-    for (int i = 0; i < D; i++) worst = std::max(worst, std::fabs(yt[i] - y[size_t(t) * D + i]));
+    for (const std::vector<float>& y : ys)
+      for (int i = 0; i < D; i++) worst = std::max(worst, std::fabs(yt[i] - y[size_t(t) * D + i]));
   }
   EXPECT_LT(worst, 2e-5);
+}
+
+// One call with a decoding sequence (absorbed form) beside a fresh prompt
+// (expanded form) gives each the rows it gets alone, in both numeric modes.
+TEST_P(MlaReference, MixedFormsInOneBatchEqualSeparateCalls) {
+  const LanguageConfig c = mla_config(GetParam());
+  RandomWeights rw(11);
+  AttentionMla attn = AttentionMla::load(rw.source(), "l.self_attn.", c);
+  const int D = c.hidden_size, P = 7, T = 6;
+  auto x = random_embeds(P + 1 + T, D, 5);
+  for (Compute mode : {Compute::kF32, Compute::kBF16}) {
+    SCOPED_TRACE(compute_name(mode));
+    ThreadPool pool(2);
+    const Ops ops{&kernels_best(), &pool, mode};
+    const DType kv = kv_dtype_for(mode);
+    auto prefill = [&](KVCache& cache) {
+      const BatchSegment seg{&cache, 0, P, 0};
+      std::vector<float> y(size_t(P) * D);
+      attn.forward(x.data(), P, {&seg, 1}, 0, ops, y.data());
+    };
+    // Alone: a step of the first sequence, then the second's prompt.
+    KVCache a1(c, 0, kv), b1(c, 0, kv);
+    prefill(a1);
+    std::vector<float> alone(size_t(1 + T) * D);
+    const BatchSegment step{&a1, 0, 1, P}, prompt{&b1, 0, T, 0};
+    ASSERT_FALSE(attn.prefers_expanded(step));
+    ASSERT_TRUE(attn.prefers_expanded(prompt));
+    attn.forward(x.data() + int64_t(P) * D, 1, {&step, 1}, 0, ops, alone.data());
+    attn.forward(x.data() + int64_t(P + 1) * D, T, {&prompt, 1}, 0, ops, alone.data() + D);
+    // Together, in both orders of the segments.
+    for (bool step_first : {true, false}) {
+      KVCache a2(c, 0, kv), b2(c, 0, kv);
+      prefill(a2);
+      std::vector<float> in(size_t(1 + T) * D), out(in.size()), want(in.size());
+      const int step_row = step_first ? 0 : T, prompt_row = step_first ? 1 : 0;
+      std::copy_n(x.data() + int64_t(P) * D, D, in.data() + int64_t(step_row) * D);
+      std::copy_n(x.data() + int64_t(P + 1) * D, T * D, in.data() + int64_t(prompt_row) * D);
+      std::copy_n(alone.data(), D, want.data() + int64_t(step_row) * D);
+      std::copy_n(alone.data() + D, T * D, want.data() + int64_t(prompt_row) * D);
+      std::vector<BatchSegment> segs = {{&a2, step_row, 1, P}, {&b2, prompt_row, T, 0}};
+      if (!step_first) std::swap(segs[0], segs[1]);
+      attn.forward(in.data(), 1 + T, segs, 0, ops, out.data());
+      EXPECT_LE(test::diff(out.data(), want.data(), int64_t(out.size())).max_abs, 1e-6) << "step first " << step_first;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(QLora, MlaReference, ::testing::Values(0, 12));
