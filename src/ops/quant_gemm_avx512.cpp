@@ -44,10 +44,7 @@ void quantize_rows(const float* x, int64_t M, int64_t K, RowBlock* out, ThreadPo
     for (int64_t m = m0; m < m1; m++)
       for (int64_t b = 0; b < nb; b++) {
         RowBlock& r = out[m * nb + b];
-        quantize_block(x + m * K + b * kQ8Block, r.q, &r.d);
-        int32_t sum = 0;
-        for (int8_t q : r.q) sum += q;
-        r.start = -128 * sum;
+        r.start = -128 * quantize_block(x + m * K + b * kQ8Block, r.q, &r.d);
       }
   }, 16);
 }
