@@ -139,8 +139,9 @@ void AttentionMla::forward(const float* x, int N, std::span<const BatchSegment> 
 // share are left out). Absorbed: q_nope W_uk and the output's W_uv for its own
 // rows, then (q . [c | k_pe]) and (p . c) over kv_lora + rope and kv_lora.
 // Expanded: kv_b over every cached position, then q . k and p . v over
-// nope + rope and v. A fresh prompt (pos0 = 0) is always cheaper expanded; a
-// decode step (one row after a long prefix) always absorbed.
+// nope + rope and v. A fresh prompt (pos0 = 0) is cheaper expanded whenever
+// 2 kv_lora > nope + v (every released model: 1024 > 256); a decode step after
+// a prefix, absorbed.
 bool AttentionMla::prefers_expanded(const BatchSegment& s) const {
   const double pairs = double(s.n) * s.pos0 + 0.5 * double(s.n) * (s.n + 1);  // causal (query, key) pairs
   const double per_position = double(lora_) * (nope_ + v_dim_);               // kv_b (or W_uk and W_uv) a row
