@@ -18,6 +18,10 @@ double peak_loop_f32_avx512(long iters);
 double peak_loop_bf16_avx512(long iters);
 double peak_loop_int8_avx512(long iters);
 double read_sum_avx512(const float* p, size_t n);
+// The same on AVX2 + FMA (roofline_avx2.cpp).
+double peak_loop_f32_avx2(long iters);
+double peak_loop_int8_avx2(long iters);
+double read_sum_avx2(const float* p, size_t n);
 
 namespace {
 
@@ -68,7 +72,7 @@ double best_gbs(int reps, double bytes, F pass) {
 }  // namespace
 
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
-  const bool avx512 = cpu_has_avx512_bf16();
+  const bool avx512 = cpu_has_avx512_bf16(), avx2 = cpu_has_avx2_fma();
   try {
     Arena arena(bytes, true);
     const size_t n = bytes / sizeof(float);
@@ -82,7 +86,9 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
       pool.run_on_all([&](int t) {
         const size_t per = n / size_t(pool.size()) / 64 * 64, b = per * size_t(t);
         const size_t e = t + 1 == pool.size() ? n : b + per;
-        const double s = avx512 ? read_sum_avx512(buf + b, e - b) : scalar_read_sum(buf + b, e - b);
+        const double s = avx512 ? read_sum_avx512(buf + b, e - b)
+                         : avx2 ? read_sum_avx2(buf + b, e - b)
+                                : scalar_read_sum(buf + b, e - b);
         sink = sink + s;
       });
     });
@@ -114,11 +120,17 @@ Roofline measure_roofline(ThreadPool& pool, bool quick) {
   } catch (const Error&) {
     r.triad_gbs = 0;
   }
+  const long iters = quick ? 5'000'000 : 20'000'000;
   if (avx512) {
-    long iters = quick ? 5'000'000 : 20'000'000;
     r.f32_gflops = peak(pool, iters, peak_loop_f32_avx512);
     r.bf16_gflops = peak(pool, iters, peak_loop_bf16_avx512);
     r.int8_gops = peak(pool, iters, peak_loop_int8_avx512);
+  } else if (cpu_has_avx2_fma()) {
+    // No bf16 dot products: the bf16 mode rounds activations to bf16 and
+    // runs the f32 FMA kernel, so its roofline is the FMA peak.
+    r.f32_gflops = peak(pool, iters, peak_loop_f32_avx2);
+    r.bf16_gflops = r.f32_gflops;
+    r.int8_gops = peak(pool, iters, peak_loop_int8_avx2);
   }
   return r;
 }

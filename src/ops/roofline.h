@@ -19,8 +19,12 @@ struct Roofline {
   double mem_gbs = 0;      // streaming read bandwidth, all threads
   double triad_gbs = 0;    // STREAM triad bandwidth (cross-check)
   double f32_gflops = 0;   // FMA peak
-  double bf16_gflops = 0;  // AVX512-BF16 dot-product peak (0 when absent)
-  double int8_gops = 0;    // AVX512-VNNI peak (0 when absent)
+  // The peak of the instruction the bf16 mode's products run on: the
+  // AVX512-BF16 dot product, or on AVX2 machines the f32 FMA (the mode rounds
+  // activations to bf16 and multiplies in f32 there). 0 without either.
+  double bf16_gflops = 0;
+  // AVX512-VNNI peak, or on AVX2 vpmaddubsw + vpmaddwd (0 without either).
+  double int8_gops = 0;
 };
 
 // `quick`: fewer repetitions of the same measurements (not smaller ones).
