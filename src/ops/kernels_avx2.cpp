@@ -88,7 +88,11 @@ struct KernF32 {
   template <int MR>
   static void tile(const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc, int ncols,
                    bool first, const float* bias) {
+    // Every loop over the tile's rows is unrolled: a run-time index into acc
+    // makes GCC keep it in memory and store all 12 accumulators each k (a
+    // third of the FMA peak, measured).
     __m256 acc[MR][2];
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
       const __m256 b0 = _mm256_load_ps(b + k * kNR), b1 = _mm256_load_ps(b + k * kNR + 8);
@@ -99,6 +103,7 @@ struct KernF32 {
         acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
       }
     }
+#pragma GCC unroll 6
     for (int r = 0; r < MR; r++) {
       float* cr = c + r * ldc;
       if (ncols == kNR) {
