@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   VisionLanguageModel model(argv[1]);
   ThreadPool pool(threads);
   Ops ops{&kernels_best(), &pool, Compute::kBF16};
-  if (model.prepare(ops) == 0) model.populate();
+  model.make_ready(ops);
   std::printf("model %s loaded in %.1f s, %d threads, batch %d\n", argv[1], since(t_load), threads, batch);
 
   RecaptionOptions o;

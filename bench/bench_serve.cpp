@@ -81,7 +81,7 @@ int run(const std::string& dir, int threads, Compute compute, int chunk_decoding
   VisionLanguageModel model(dir);
   ThreadPool pool(threads);
   Ops ops{&kernels_best(), &pool, compute};
-  model.prepare(ops);
+  model.make_ready(ops);
   const char* prompts[] = {"Write a story about a ship.", "List the planets.",       "Explain photosynthesis.",
                            "Describe a city at night.",   "What is a prime number?", "Tell me about rivers.",
                            "Compose a short poem.",       "How do bridges stand?"};

@@ -48,6 +48,12 @@ void VisionLanguageModel::build(const std::string& tokenizer_dir) {
 
 VisionLanguageModel::~VisionLanguageModel() = default;
 
+size_t VisionLanguageModel::make_ready(const Ops& ops, bool repack) {
+  const size_t packed = repack ? prepare(ops) : 0;
+  if (packed == 0) populate();
+  return packed;
+}
+
 bool VisionLanguageModel::populate() const {
   // Weights that fit in 90% of free memory are mapped now: a fresh process
   // otherwise faults them in 4 KiB at a time during its first prompt

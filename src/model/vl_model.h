@@ -58,6 +58,10 @@ class VisionLanguageModel {
   // them in one by one. prepare() needs no populate: packing reads each
   // matrix once and drops its pages. Returns whether it populated.
   bool populate() const;
+  // What every command does after loading: prepare() when `repack` (and the
+  // kernels pack anything), else populate(). Returns the packed bytes (0 when
+  // the weights run from the mapping).
+  size_t make_ready(const Ops& ops, bool repack = true);
 
  private:
   void load_gguf(const std::string& file);

@@ -90,8 +90,7 @@ int serve_main(ServeFlags f) {
   VisionLanguageModel model(f.model);
   ThreadPool pool(f.threads);
   Ops ops{&kernels_best(), &pool, compute};
-  const size_t packed = f.no_repack ? 0 : model.prepare(ops);
-  if (packed == 0) model.populate();
+  const size_t packed = model.make_ready(ops, !f.no_repack);
   serve::Engine engine(model, ops, f.engine, &metrics);
   const std::string name = std::filesystem::path(f.model).filename().string();
   std::fprintf(stderr,

@@ -30,7 +30,7 @@ void GenFlags::add_to(CLI::App& app) {
 void GenFlags::prepare(VisionLanguageModel& model, const Ops& ops) const {
   // Nothing packed (f32 mode on BF16 weights, or a CPU without the packed
   // kernels): run from the mapping, prefaulted.
-  if (no_repack || model.prepare(ops) == 0) model.populate();
+  model.make_ready(ops, !no_repack);
 }
 
 Compute GenFlags::compute_mode() const {
