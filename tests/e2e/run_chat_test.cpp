@@ -4,6 +4,7 @@
 // error line for bad input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -103,6 +104,26 @@ TEST_F(RunChat, BenchReportsFiguresAndQuality) {
       EXPECT_EQ(q.at("top1_agreement").get<double>(), 1.0);
       EXPECT_LT(q.at("mean_kl").get<double>(), 1e-3);  // same weights; repacked vs mapped summation order
     }
+  }
+}
+
+// --no-repack runs from the mapping (populated first, as every run is on a
+// CPU whose kernels pack nothing): the same greedy text as the repacked run,
+// for the BF16 folder and for a GGUF whose embedding table is block-quantized.
+TEST_F(RunChat, NoRepackGivesTheSameText) {
+  const std::string q8_dir = test::temp_dir("no_repack_q8"), q8 = q8_dir + "/model-q8_0.gguf";
+  auto qr = test::run_command(cmd("quantize" + model() + " --type q8_0 --parts language -o " + q8));
+  ASSERT_EQ(qr.exit_code, 0) << qr.err;
+  std::filesystem::copy_file(*dir_ + "/tokenizer.json", q8_dir + "/tokenizer.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  for (const std::string& m : {*dir_, q8}) {
+    const std::string args = " -m " + m + " --image " + demo() + " -p 'Describe this image.' -n 6 --temp 0";
+    auto packed = test::run_command(cmd("run" + args));
+    auto mapped = test::run_command(cmd("run" + args + " --no-repack"));
+    ASSERT_EQ(packed.exit_code, 0) << packed.err;
+    ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+    EXPECT_FALSE(mapped.out.empty());
+    EXPECT_EQ(mapped.out, packed.out) << m;
   }
 }
 
