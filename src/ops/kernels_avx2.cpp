@@ -163,7 +163,7 @@ void small_m(const float* x, int64_t M, const Weight& w, const float* bias, floa
 void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, float* y, Compute c,
                  ThreadPool& pool) {
   const int64_t N = w.rows, K = w.cols;
-  if (is_matmul_quant(w.dtype)) return matmul_quant_ref(x, M, w, bias, y, pool);  // no AVX2 int8 kernel
+  if (is_matmul_quant(w.dtype)) return avx2::matmul_quant(x, M, w, bias, y, pool);
   DSVL2_CHECK(w.dtype == DType::kF32 || w.dtype == DType::kBF16 || w.dtype == DType::kF16,
               "matmul: unsupported weight dtype %s", dtype_name(w.dtype));
   if (M <= 0 || N <= 0) return;

@@ -226,8 +226,11 @@ void matmul_quant_ref(const float* x, int64_t M, const Weight& w, const float* b
 
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool) {
   // The same choice as every other kernel (CPUID, or DSVL2_ISA forcing one).
-  if (kernels_best().isa == Isa::kAvx512) avx512::matmul_quant(x, M, w, bias, y, pool);
-  else matmul_quant_ref(x, M, w, bias, y, pool);
+  switch (kernels_best().isa) {
+    case Isa::kAvx512: return avx512::matmul_quant(x, M, w, bias, y, pool);
+    case Isa::kAvx2: return avx2::matmul_quant(x, M, w, bias, y, pool);
+    default: return matmul_quant_ref(x, M, w, bias, y, pool);
+  }
 }
 
 void matmul_q8_0_ref(const float* x, int64_t M, const void* w, int64_t N, int64_t K, const float* bias, float* y,

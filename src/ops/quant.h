@@ -11,8 +11,8 @@
 // vec_dot_iq4_nl_q8_0: each activation row is quantized once to Q8_0, each
 // block pair gives an exact int32 dot product, and y = sum over blocks of
 // d_w * d_x * isum (f32) + bias.
-// The SIMD kernel (AVX-512 VNNI) computes the same integer sums; only the f32
-// accumulation of the per-block terms differs in order from the reference.
+// The SIMD kernels (AVX-512 VNNI, AVX2) compute the same integer sums; only the
+// f32 accumulation of the per-block terms differs in order from the reference.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -74,7 +74,8 @@ void dequantize_blocks(DType t, const void* blocks, int64_t n, float* out);
 
 // y[M, N] = x[M, K] · W^T (+ bias) for W [N, K] in a matmul type. K must be a
 // multiple of 32. matmul_quant uses the fastest kernel this CPU runs
-// (DSVL2_ISA=scalar|avx2 forces the reference); matmul_quant_ref is the oracle.
+// (DSVL2_ISA=scalar forces the reference, =avx2 the AVX2 kernel);
+// matmul_quant_ref is the oracle.
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);
 void matmul_quant_ref(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);
 // Q8_0 shorthands on a raw block pointer.
@@ -82,6 +83,11 @@ void matmul_q8_0(const float* x, int64_t M, const void* w, int64_t N, int64_t K,
                  ThreadPool& pool);
 void matmul_q8_0_ref(const float* x, int64_t M, const void* w, int64_t N, int64_t K, const float* bias, float* y,
                      ThreadPool& pool);
+
+namespace avx2 {  // quant_avx2.cpp; only after the CPU check
+// ggml's layouts read in place (nothing prepared), activations quantized per call.
+void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);
+}  // namespace avx2
 
 namespace avx512 {  // quant_avx512.cpp; only after the CPU check
 // Works from Weight::packed when prepare_quant packed it, else repacks per call.

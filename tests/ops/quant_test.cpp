@@ -274,5 +274,56 @@ TEST(Quant, PromptRowsKeepTheInt8NumericsInBothModes) {
     }
 }
 
+// The AVX2 kernel called directly (AVX-512 machines use their own kernel
+// through matmul_quant): every block type against the reference, M across the
+// three-row tile's tails, N across the two-row tile's and the 16-row chunk's,
+// a Q8_0 weight of -128; each row equals the row run alone (batches agree with
+// single sequences), and ties in the activations round as quantize_q8_0.
+TEST(Quant, Avx2KernelEqualsReference) {
+  if (!kernels_for(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  ThreadPool pool(2);
+  for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 17, 32 * 33},
+                           {4, 33, 96}, {5, 16, 64}, {7, 31, 640}, {48, 45, 896}}) {
+      SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
+      std::vector<float> x = randn(size_t(M * K), uint32_t(K + M), 2.f), wf = randn(size_t(N * K), uint32_t(N), 0.2f);
+      std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
+      quantize_blocks(dt, wf.data(), N * K, w.data());
+      if (dt == DType::kQ8_0) reinterpret_cast<BlockQ8_0*>(w.data())[0].qs[3] = -128;
+      const Weight wt{dt, N, K, w.data()};
+      std::vector<float> bias = randn(size_t(N), 7), ref(size_t(M * N)), got(size_t(M * N) + 1, -7.f);
+      std::vector<float> row(static_cast<size_t>(N));
+      matmul_quant_ref(x.data(), M, wt, bias.data(), ref.data(), pool);
+      avx2::matmul_quant(x.data(), M, wt, bias.data(), got.data(), pool);
+      EXPECT_EQ(got[size_t(M * N)], -7.f) << "write past y";
+      for (int64_t m = 0; m < M; m++) {
+        avx2::matmul_quant(x.data() + m * K, 1, wt, bias.data(), row.data(), pool);
+        for (int64_t n = 0; n < N; n++) {
+          const float want = ref[size_t(m * N + n)];
+          ASSERT_NEAR(got[size_t(m * N + n)], want, 2e-5 * (1 + std::fabs(want)) * std::sqrt(double(K)))
+              << "m=" << m << " n=" << n;
+          ASSERT_EQ(got[size_t(m * N + n)], row[size_t(n)]) << "alone: m=" << m << " n=" << n;
+        }
+      }
+    }
+  // One-hot Q8_0 weights (d = 1): each output is one activation quant.
+  const int64_t K = 64;
+  std::vector<float> x(static_cast<size_t>(K), 0.f), eye(size_t(K * K), 0.f);
+  const float ties[] = {127.f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4999999f, 126.5f, -126.5f, 0.f, -0.f, 3.5f, -1e-9f};
+  std::copy(std::begin(ties), std::end(ties), x.begin());
+  x[40] = -50.f;
+  x[41] = 25.f;  // 63.5
+  x[42] = -25.f;
+  for (int64_t i = 0; i < K; i++) eye[size_t(i * K + i)] = 127.f;
+  std::vector<BlockQ8_0> w(size_t(K * K / 32));
+  quantize_q8_0(eye.data(), K * K, w.data());
+  std::vector<float> ref(static_cast<size_t>(K)), got(static_cast<size_t>(K));
+  matmul_q8_0_ref(x.data(), 1, w.data(), K, K, nullptr, ref.data(), pool);
+  avx2::matmul_quant(x.data(), 1, Weight{DType::kQ8_0, K, K, w.data()}, nullptr, got.data(), pool);
+  EXPECT_EQ(got, ref);
+  EXPECT_EQ(got[1], 127.f * 3.f);  // 2.5 rounds away from zero
+  EXPECT_EQ(got[41], -got[42]);
+}
+
 }  // namespace
 }  // namespace dsvl2
