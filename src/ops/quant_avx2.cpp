@@ -33,8 +33,9 @@ constexpr int64_t kChunkW = 16;  // weight rows a chunk (a few KB: L1)
 // prompt's samples).
 inline float half(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
 
-// One Q8_0 block of x, rounded as quantize_q8_0 (half away from zero).
-inline void quantize_block(const float* x, BlockQ8_0* out) {
+// One Q8_0 block of x, rounded as quantize_q8_0 (half away from zero): its
+// 32 quants to qs (32-byte aligned), its f16 scale as f32 to *d.
+inline void quantize_block(const float* x, int8_t* qs, float* d_out) {
   const __m256 sign = _mm256_set1_ps(-0.f);
   __m256 v[4];
   __m256 amax = _mm256_setzero_ps();
@@ -46,7 +47,7 @@ inline void quantize_block(const float* x, BlockQ8_0* out) {
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));
   m = _mm_max_ss(m, _mm_movehdup_ps(m));
   const float d = _mm_cvtss_f32(m) / 127.f, id = d != 0.f ? 1.f / d : 0.f;
-  out->d = f32_to_f16(d);
+  *d_out = half(f32_to_f16(d));
   __m256i q[4];
   for (int i = 0; i < 4; i++) {
     const __m256 t = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
@@ -58,7 +59,7 @@ inline void quantize_block(const float* x, BlockQ8_0* out) {
   }
   // int32 -> int8 with the packs' lane interleave undone.
   const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out->qs),
+  _mm256_store_si256(reinterpret_cast<__m256i*>(qs),
                       _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
@@ -82,10 +83,10 @@ inline __m256i weight_block(const void* row, int64_t b, float* d) {
 
 // y[m][n] for RX activation rows and kRowsW weight rows over nb blocks.
 // out[i * RX + j]: weight row i by activation row j.
-// xscale[j][b]: activation row j's block scales as f32 (kept beside the
-// blocks, so the tile broadcasts them from memory).
+// xrow[j]: activation row j's quants, 32 a block, aligned (a 34-byte block's
+// quants straddle cache lines every other block); xscale[j] its f32 scales.
 template <DType T, int RX>
-inline void tile(const void* const* wrow, const BlockQ8_0* const* xrow, const float* const* xscale, int64_t nb,
+inline void tile(const void* const* wrow, const int8_t* const* xrow, const float* const* xscale, int64_t nb,
                  float* out) {
   constexpr int64_t kBlockBytes = int64_t(T == DType::kQ8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
   constexpr int64_t kPrefetchBlocks = 2048 / kBlockBytes;  // 2 KiB ahead
@@ -110,7 +111,7 @@ inline void tile(const void* const* wrow, const BlockQ8_0* const* xrow, const fl
     }
 #pragma GCC unroll 3
     for (int j = 0; j < RX; j++) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xrow[j][b].qs));
+      const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(xrow[j] + b * kQ8Block));
       const __m256 dx = _mm256_broadcast_ss(xscale[j] + b);
 #pragma GCC unroll 2
       for (int i = 0; i < kRowsW; i++) {
@@ -131,7 +132,7 @@ inline void tile(const void* const* wrow, const BlockQ8_0* const* xrow, const fl
 }
 
 template <DType T>
-void matmul_typed(const BlockQ8_0* xq, const float* xd, int64_t M, const Weight& w, const float* bias, float* y,
+void matmul_typed(const int8_t* xq, const float* xd, int64_t M, const Weight& w, const float* bias, float* y,
                   ThreadPool& pool) {
   const int64_t N = w.rows, nb = w.cols / kQ8Block;
   const size_t row_bytes = size_t(nb) * dtype_block_bytes(T);
@@ -141,10 +142,10 @@ void matmul_typed(const BlockQ8_0* xq, const float* xd, int64_t M, const Weight&
       const int64_t n_end = std::min(N, n0 + kChunkW);
       for (int64_t m = 0; m < M; m += kRowsX) {
         const int rx = int(std::min<int64_t>(kRowsX, M - m));
-        const BlockQ8_0* xrow[kRowsX];
+        const int8_t* xrow[kRowsX];
         const float* xscale[kRowsX];
         for (int j = 0; j < kRowsX; j++) {
-          xrow[j] = xq + std::min(m + j, M - 1) * nb;
+          xrow[j] = xq + std::min(m + j, M - 1) * nb * kQ8Block;
           xscale[j] = xd + std::min(m + j, M - 1) * nb;
         }
         for (int64_t n = n0; n < n_end; n += kRowsW) {
@@ -171,13 +172,11 @@ void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias,
   if (M <= 0 || w.rows <= 0) return;
   const int64_t nb = K / kQ8Block;
   thread_local ScratchBuffer buf;  // the activations as Q8_0 blocks, reused across calls
-  auto* xd = static_cast<float*>(buf.get(size_t(M * nb) * (sizeof(BlockQ8_0) + sizeof(float))));
-  auto* xq = reinterpret_cast<BlockQ8_0*>(xd + M * nb);
+  auto* xq = static_cast<int8_t*>(buf.get(size_t(M * nb) * (kQ8Block + sizeof(float))));  // 64-byte aligned
+  auto* xd = reinterpret_cast<float*>(xq + M * nb * kQ8Block);
   pool.parallel_for(M * nb, [&](int64_t b0, int64_t b1, int) {
-    for (int64_t b = b0; b < b1; b++) {
-      quantize_block(x + (b / nb) * K + (b % nb) * kQ8Block, xq + b);
-      xd[b] = half(xq[b].d);
-    }
+    for (int64_t b = b0; b < b1; b++)
+      quantize_block(x + (b / nb) * K + (b % nb) * kQ8Block, xq + b * kQ8Block, xd + b);
   }, 256);
   switch (w.dtype) {
     case DType::kQ8_0: return matmul_typed<DType::kQ8_0>(xq, xd, M, w, bias, y, pool);
