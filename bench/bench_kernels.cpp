@@ -182,19 +182,20 @@ void bench_matmul(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s,
   std::fflush(stdout);
 }
 
-// Q8_0 weights through the int8 kernel (f32 mode: its numerics at every M), split from ggml's
-// blocks per call and prepared once; a decode row is memory bound on 34/32 bytes a weight.
-void bench_q8_0(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s) {
-  std::string label = std::string(s.name) + "/q8_0";
+// Q8_0 (or IQ4_NL, the q4_m mix's expert type) weights through the int8 kernel
+// (f32 mode: its numerics at every M), from ggml's blocks per call and prepared
+// once; a decode row reads 34 (18) bytes per 32 weights.
+void bench_quant(const KernelTable& kt, ThreadPool& pool, const MatmulShape& s, DType dt) {
+  std::string label = std::string(s.name) + (dt == DType::kQ8_0 ? "/q8_0" : "/iq4_nl");
   if (!g_filter.empty() && label.find(g_filter) == std::string::npos) return;
   const int64_t M = s.M, N = s.N, K = s.K;
   std::vector<float> x = randn(size_t(M * K), 1), wf = randn(size_t(N * K), 2), y(size_t(M * N));
-  const size_t bytes = size_t(N * K / kQ8Block) * sizeof(BlockQ8_0);
-  std::vector<BlockQ8_0> w(size_t(N * K / kQ8Block));
-  quantize_q8_0(wf.data(), N * K, w.data());
+  const size_t bytes = size_t(N * K / kQ8Block) * dtype_block_bytes(dt);
+  std::vector<uint8_t> w(bytes);
+  quantize_blocks(dt, wf.data(), N * K, w.data());
   std::vector<uint8_t> copies_store;
   std::vector<Tensor> storage;
-  const std::vector<Weight> ws = weight_copies(Weight{DType::kQ8_0, N, K, w.data()}, M, bytes, &copies_store);
+  const std::vector<Weight> ws = weight_copies(Weight{dt, N, K, w.data()}, M, bytes, &copies_store);
   const std::vector<Weight> wps = prepared(ws, kt, pool, Compute::kBF16, &storage);
   const double flop = 2.0 * M * N * K, t = time_each(kt, pool, Compute::kF32, x.data(), M, ws, y.data()),
                tp = time_each(kt, pool, Compute::kF32, x.data(), M, wps, y.data());
@@ -323,7 +324,9 @@ int main(int argc, char** argv) {
   for (Compute c : {Compute::kBF16, Compute::kF32})
     for (const auto& s : shapes) bench_matmul(kt, pool, s, c);
   for (const auto& s : shapes)
-    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 16 || s.M == 48 || s.M == 512)) bench_q8_0(kt, pool, s);
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 16 || s.M == 48 || s.M == 512)) bench_quant(kt, pool, s, DType::kQ8_0);
+  for (const auto& s : shapes)
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 512)) bench_quant(kt, pool, s, DType::kIQ4_NL);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
   bench_attention(kt, pool, 729, 729, 16, 72, false, Compute::kBF16);
   bench_attention(kt, pool, 1024, 1024, 10, 128, true);
