@@ -1,7 +1,8 @@
 // SigLIP tower throughput at the released models' dimensions (SigLIP-SO400M:
 // 27 layers, width 1152, 16 heads, MLP 4304, 384x384 tiles of 729 tokens) with
 // random BF16 weights made in memory, in both numeric modes. Prints seconds per
-// tile and the fraction of the machine's peak (--peak-bf16 / --peak-f32, GFLOP/s).
+// tile and the fraction of the machine's peak, measured in the run (the
+// roofline of `dsvl2 bench`) unless --peak-bf16 / --peak-f32 (GFLOP/s) give it.
 //
 //   bench_vision [--quick] [--breakdown] [--tiles N] [--layers L] [--threads T] [--reps R]
 //                [--mode f32|bf16|both]
@@ -26,6 +27,7 @@
 #include "core/heap.h"
 #include "core/thread_pool.h"
 #include "ops/ops.h"
+#include "ops/roofline.h"
 #include "vision/siglip.h"
 
 namespace dsvl2 {
@@ -165,7 +167,7 @@ int run(int argc, char** argv) {
   bool quick = false, show_breakdown = false;
   int tiles = 1, threads = 0, reps = 0;
   std::string mode = "both";
-  double peak_bf16 = 470, peak_f32 = 234;  // GFLOP/s of the reference machine
+  double peak_bf16 = 0, peak_f32 = 0;  // GFLOP/s; 0: measured below
   VisionConfig cfg;  // defaults = SigLIP-SO400M at 384
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -190,6 +192,11 @@ int run(int argc, char** argv) {
 
   ThreadPool pool(threads);
   const KernelTable& k = kernels_best();
+  if (peak_bf16 <= 0 || peak_f32 <= 0) {
+    const Roofline roof = measure_roofline(pool, true);
+    if (peak_bf16 <= 0) peak_bf16 = roof.bf16_gflops;
+    if (peak_f32 <= 0) peak_f32 = roof.f32_gflops;
+  }
   RandomWeights rw;
   Rng prng{12345};
   Tensor pixels = Tensor::f32({tiles, 3, cfg.image_size, cfg.image_size});
@@ -228,7 +235,8 @@ int run(int argc, char** argv) {
     const double gflops = tile_flops / per_tile * 1e-9;
     const double peak = c == Compute::kBF16 ? peak_bf16 : peak_f32;
     std::printf("%-5s %10.3f s/tile  %8.2f GFLOP/s  %6.2f%% of %.0f GFLOP/s peak  (cpu %.3f s/tile over %d threads)\n",
-                compute_name(c), per_tile, gflops, 100.0 * gflops / peak, peak, tm.cpu / tiles, pool.size());
+                compute_name(c), per_tile, gflops, peak > 0 ? 100.0 * gflops / peak : 0.0, peak, tm.cpu / tiles,
+                pool.size());
     if (show_breakdown) breakdown(tower_full, tiles, ops, reps);
   }
   return 0;
