@@ -67,21 +67,53 @@ struct KernF32 {
   static constexpr int kNR = 16, kMR = 6, kKC = 256, kNCPanels = 16;
   static size_t panel_elems(int64_t kc) { return size_t(kc) * kNR; }
 
-  // panel[k][c] = W[n0+c][k0+k] widened; zero past N.
+  // panel[k][c] = W[n0+c][k0+k] widened; zero past N. Nothing is packed at
+  // load on AVX2 (f32 panels would double bf16 weights), so every call packs
+  // and this runs as often as the tile: eight rows by eight k at a time,
+  // transposed in registers (element by element it cost about as much as a
+  // 48-row product's FMAs).
   static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
-    for (int c = 0; c < kNR; c++) {
-      const int64_t n = n0 + c;
-      if (n >= w.rows) {
-        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = 0.f;
-        continue;
+    switch (w.dtype) {
+      case DType::kF32: return pack_typed<DType::kF32>(w, n0, k0, kc, d);
+      case DType::kBF16: return pack_typed<DType::kBF16>(w, n0, k0, kc, d);
+      default: return pack_typed<DType::kF16>(w, n0, k0, kc, d);
+    }
+  }
+  template <DType D>
+  static void pack_typed(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
+    const int64_t k8 = kc & ~int64_t(7);
+    for (int c0 = 0; c0 < kNR; c0 += 8) {
+      int64_t row[8];
+      bool live[8];
+      for (int i = 0; i < 8; i++) {
+        live[i] = n0 + c0 + i < w.rows;
+        row[i] = (live[i] ? n0 + c0 + i : 0) * w.cols + k0;
       }
-      const int64_t base = n * w.cols + k0;
-      if (w.dtype == DType::kF32) {
-        const float* r = static_cast<const float*>(w.data) + base;
-        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = r[k];
-      } else {
-        for (int64_t k = 0; k < kc; k++) d[k * kNR + c] = widen(w.dtype, w.data, base + k);
+      for (int64_t k = 0; k < k8; k += 8) {
+        __m256 r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) r[i] = live[i] ? load_w8<D>(w.data, row[i] + k) : _mm256_setzero_ps();
+        __m256 t[8], u[8];
+#pragma GCC unroll 4
+        for (int i = 0; i < 8; i += 2) {
+          t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+          t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+#pragma GCC unroll 2
+        for (int i = 0; i < 8; i += 4) {
+          u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+          u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+          u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+          u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+          _mm256_store_ps(d + (k + j) * kNR + c0, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+          _mm256_store_ps(d + (k + j + 4) * kNR + c0, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+        }
       }
+      for (int64_t k = k8; k < kc; k++)
+        for (int i = 0; i < 8; i++) d[k * kNR + c0 + i] = live[i] ? widen(D, w.data, row[i] + k) : 0.f;
     }
   }
 
