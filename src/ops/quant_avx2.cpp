@@ -73,8 +73,11 @@ inline __m256i weight_block(const void* row, int64_t b, float* d) {
   } else {
     const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];  // IQ4_NL has the same layout
     *d = half(blk.d);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), low = _mm_set1_epi8(0x0f);
-    const __m256i n = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low), _mm_and_si128(q, low));
+    // The 16 bytes in both lanes, the upper lane shifted by a nibble: low
+    // nibbles (elements 0..15) below, high ones (16..31) above.
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    const __m256i n = _mm256_and_si256(_mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                                       _mm256_set1_epi8(0x0f));
     if constexpr (T == DType::kQ4_0) return _mm256_sub_epi8(n, _mm256_set1_epi8(8));
     else return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128(
                                          reinterpret_cast<const __m128i*>(kIQ4NLGrid))), n);
