@@ -324,7 +324,8 @@ int main(int argc, char** argv) {
   for (Compute c : {Compute::kBF16, Compute::kF32})
     for (const auto& s : shapes) bench_matmul(kt, pool, s, c);
   for (const auto& s : shapes)
-    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 16 || s.M == 48 || s.M == 512)) bench_quant(kt, pool, s, DType::kQ8_0);
+    if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 16 || s.M == 48 || s.M == 512))
+      bench_quant(kt, pool, s, DType::kQ8_0);
   for (const auto& s : shapes)
     if (s.K % kQ8Block == 0 && (s.M == 1 || s.M == 512)) bench_quant(kt, pool, s, DType::kIQ4_NL);
   bench_attention(kt, pool, 729, 729, 16, 72, false);
