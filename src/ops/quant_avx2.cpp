@@ -13,11 +13,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/scratch.h"
+#include "ops/math_avx2.h"
 #include "ops/ops.h"
 #include "ops/quant.h"
 
@@ -126,12 +126,7 @@ inline void tile(const void* const* wrow, const int8_t* const* xrow, const float
 #pragma GCC unroll 2
   for (int i = 0; i < kRowsW; i++)
 #pragma GCC unroll 3
-    for (int j = 0; j < RX; j++) {
-      const __m256 v = acc[i][j];
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-      s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-      out[i * RX + j] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-    }
+    for (int j = 0; j < RX; j++) out[i * RX + j] = hsum256(acc[i][j]);
 }
 
 template <DType T>

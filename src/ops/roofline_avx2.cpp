@@ -6,16 +6,9 @@
 
 #include <cstddef>
 
-namespace dsvl2 {
+#include "ops/math_avx2.h"
 
-namespace {
-float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-}  // namespace
+namespace dsvl2 {
 
 double peak_loop_f32_avx2(long iters) {
   __m256 a[12];
@@ -25,7 +18,7 @@ double peak_loop_f32_avx2(long iters) {
     for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], x, y);
   __m256 s = a[0];
   for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
-  volatile float sink = hsum(s);
+  volatile float sink = hsum256(s);
   (void)sink;
   return double(iters) * 12 * 8 * 2;
 }
@@ -59,7 +52,7 @@ double read_sum_avx2(const float* p, size_t n) {
   float tail = 0;
   for (; i < n; i++) tail += p[i];
   for (int k = 1; k < 8; k++) s[0] = _mm256_add_ps(s[0], s[k]);
-  return double(hsum(s[0])) + tail;
+  return double(hsum256(s[0])) + tail;
 }
 
 }  // namespace dsvl2

@@ -203,9 +203,11 @@ TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
     }
 }
 
-// The fast kernel quantizes activations itself (vectorized); against one-hot
-// weights (d = 1) each output is one activation quant times its scale, so any
-// rounding difference from quantize_q8_0 (ties away from zero) shows exactly.
+// The fast kernels quantize activations themselves (vectorized): the one
+// matmul_quant picks and, on every AVX2 CPU, the AVX2 one called directly.
+// Against one-hot weights (d = 1) each output is one activation quant times
+// its scale, so any rounding difference from quantize_q8_0 (ties away from
+// zero) shows exactly.
 TEST(Quant, FastActivationQuantizationEqualsReference) {
   ThreadPool pool(2);
   const int64_t K = 96, N = K;
@@ -214,18 +216,24 @@ TEST(Quant, FastActivationQuantizationEqualsReference) {
   std::copy(std::begin(ties), std::end(ties), x.begin());  // block 0: d = 1, id = 1
   x[40] = -50.f;
   x[41] = 25.f;  // block 1: ties at 127 * 25 / 50 = 63.5
-  for (DType dt : {DType::kQ8_0, DType::kQ4_0}) {
-    SCOPED_TRACE(dtype_name(dt));
-    std::vector<float> eye(size_t(N * K), 0.f);
-    for (int64_t i = 0; i < N; i++) eye[size_t(i * K + i)] = dt == DType::kQ8_0 ? 127.f : -8.f;
-    std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
-    quantize_blocks(dt, eye.data(), N * K, w.data());  // q = 127 (Q8_0) / -8 (Q4_0), d = 1
-    std::vector<float> ref(static_cast<size_t>(N)), got(static_cast<size_t>(N));
-    matmul_quant_ref(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, ref.data(), pool);
-    matmul_quant(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, got.data(), pool);
-    for (int64_t i = 0; i < N; i++) EXPECT_EQ(got[size_t(i)], ref[size_t(i)]) << "element " << i;
-    EXPECT_EQ(ref[1], (dt == DType::kQ8_0 ? 127.f : -8.f) * 3.f);  // 2.5 rounds away from zero
-  }
+  x[42] = -25.f;
+  using Kernel = void (*)(const float*, int64_t, const Weight&, const float*, float*, ThreadPool&);
+  std::vector<std::pair<const char*, Kernel>> kernels = {{"matmul_quant", matmul_quant}};
+  if (kernels_for(Isa::kAvx2)) kernels.push_back({"avx2::matmul_quant", avx2::matmul_quant});
+  for (const auto& [name, kernel] : kernels)
+    for (DType dt : {DType::kQ8_0, DType::kQ4_0}) {
+      SCOPED_TRACE(std::string(name) + " " + dtype_name(dt));
+      std::vector<float> eye(size_t(N * K), 0.f);
+      for (int64_t i = 0; i < N; i++) eye[size_t(i * K + i)] = dt == DType::kQ8_0 ? 127.f : -8.f;
+      std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
+      quantize_blocks(dt, eye.data(), N * K, w.data());  // q = 127 (Q8_0) / -8 (Q4_0), d = 1
+      std::vector<float> ref(static_cast<size_t>(N)), got(static_cast<size_t>(N));
+      matmul_quant_ref(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, ref.data(), pool);
+      kernel(x.data(), 1, Weight{dt, N, K, w.data()}, nullptr, got.data(), pool);
+      for (int64_t i = 0; i < N; i++) EXPECT_EQ(got[size_t(i)], ref[size_t(i)]) << "element " << i;
+      EXPECT_EQ(ref[1], (dt == DType::kQ8_0 ? 127.f : -8.f) * 3.f);  // 2.5 rounds away from zero
+      EXPECT_EQ(got[41], -got[42]);  // 63.5 and -63.5: away from zero both ways
+    }
 }
 
 // Prompt-sized M (avx512::kPromptRows and up) runs the prompt GEMM, which
@@ -278,7 +286,7 @@ TEST(Quant, PromptRowsKeepTheInt8NumericsInBothModes) {
 // through matmul_quant): every block type against the reference, M across the
 // three-row tile's tails, N across the two-row tile's and the 16-row chunk's,
 // a Q8_0 weight of -128; each row equals the row run alone (batches agree with
-// single sequences), and ties in the activations round as quantize_q8_0.
+// single sequences). Its ties: FastActivationQuantizationEqualsReference.
 TEST(Quant, Avx2KernelEqualsReference) {
   if (!kernels_for(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   ThreadPool pool(2);
@@ -306,23 +314,6 @@ TEST(Quant, Avx2KernelEqualsReference) {
         }
       }
     }
-  // One-hot Q8_0 weights (d = 1): each output is one activation quant.
-  const int64_t K = 64;
-  std::vector<float> x(static_cast<size_t>(K), 0.f), eye(size_t(K * K), 0.f);
-  const float ties[] = {127.f, 2.5f, -2.5f, 0.5f, -0.5f, 1.4999999f, 126.5f, -126.5f, 0.f, -0.f, 3.5f, -1e-9f};
-  std::copy(std::begin(ties), std::end(ties), x.begin());
-  x[40] = -50.f;
-  x[41] = 25.f;  // 63.5
-  x[42] = -25.f;
-  for (int64_t i = 0; i < K; i++) eye[size_t(i * K + i)] = 127.f;
-  std::vector<BlockQ8_0> w(size_t(K * K / 32));
-  quantize_q8_0(eye.data(), K * K, w.data());
-  std::vector<float> ref(static_cast<size_t>(K)), got(static_cast<size_t>(K));
-  matmul_q8_0_ref(x.data(), 1, w.data(), K, K, nullptr, ref.data(), pool);
-  avx2::matmul_quant(x.data(), 1, Weight{DType::kQ8_0, K, K, w.data()}, nullptr, got.data(), pool);
-  EXPECT_EQ(got, ref);
-  EXPECT_EQ(got[1], 127.f * 3.f);  // 2.5 rounds away from zero
-  EXPECT_EQ(got[41], -got[42]);
 }
 
 }  // namespace
