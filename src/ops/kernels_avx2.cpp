@@ -4,8 +4,11 @@
 // There are no bf16 dot products on AVX2, so Compute::kBF16 is emulated
 // exactly as the reference defines it: the activations are rounded to bf16
 // and the f32 FMA kernel runs on them (weights widened exactly).
-//   M >= kSmallM: blocked GEMM (gemm_driver.h), 6x16 register tile.
-//   M <  kSmallM: dot products along the rows of W (decode).
+//   BF16 weights prepared for kBF16 (Ops::prepare, at load): bf16 panels
+//     (KernBf16Panel), widened in the 6x16 tile; every M, decode included.
+//   else M >= kSmallM: blocked GEMM (gemm_driver.h), W widened to f32 panels
+//     per call, 6x16 register tile.
+//   else: dot products along the rows of W (decode).
 #include <immintrin.h>
 
 #include <cstring>
@@ -21,6 +24,8 @@ namespace dsvl2 {
 namespace {
 
 constexpr int64_t kSmallM = 4;
+// Names KernBf16Panel's packed layout; change it whenever that layout changes.
+constexpr uint32_t kPackedBf16PanelTag = 0x4232'1601;
 
 inline float widen(DType d, const void* base, int64_t i) {
   switch (d) {
@@ -59,6 +64,34 @@ void round_rows(const float* x, int64_t n, float* out, ThreadPool& pool) {
     }
     for (; i < i1; i++) out[i] = round_bf16(x[i]);
   }, 1 << 14);
+}
+
+// A 6x16 tile's MR rows of sums into c: written (plus bias) by the first K
+// block, added by later ones; ncols < 16 at the last panel.
+template <int MR>
+__attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][2], float* c, int64_t ldc, int ncols,
+                                                      bool first, const float* bias) {
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; r++) {
+    float* cr = c + r * ldc;
+    if (ncols == 16) {
+      __m256 v0 = acc[r][0], v1 = acc[r][1];
+      if (!first) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
+      } else if (bias) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
+      }
+      _mm256_storeu_ps(cr, v0);
+      _mm256_storeu_ps(cr + 8, v1);
+    } else {  // column tail: through a scratch row
+      alignas(32) float t[16];
+      _mm256_store_ps(t, acc[r][0]);
+      _mm256_store_ps(t + 8, acc[r][1]);
+      for (int j = 0; j < ncols; j++) cr[j] = t[j] + (!first ? cr[j] : bias ? bias[j] : 0.f);
+    }
+  }
 }
 
 struct KernF32 {
@@ -135,32 +168,119 @@ struct KernF32 {
         acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
       }
     }
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
-      float* cr = c + r * ldc;
-      if (ncols == kNR) {
-        __m256 v0 = acc[r][0], v1 = acc[r][1];
-        if (!first) {
-          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr));
-          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8));
-        } else if (bias) {
-          v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
-          v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
-        }
-        _mm256_storeu_ps(cr, v0);
-        _mm256_storeu_ps(cr + 8, v1);
-      } else {  // column tail: through a scratch row
-        alignas(32) float t[kNR];
-        _mm256_store_ps(t, acc[r][0]);
-        _mm256_store_ps(t + 8, acc[r][1]);
-        for (int j = 0; j < ncols; j++) cr[j] = t[j] + (!first ? cr[j] : bias ? bias[j] : 0.f);
-      }
-    }
+    store_tile<MR>(acc, c, ldc, ncols, first, bias);
   }
 
   static void kernel(int mr, const float* a, int64_t lda, const float* b, int64_t kc, float* c, int64_t ldc,
                      int ncols, bool first, const float* bias) {
     dispatch_tile<KernF32>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
+  }
+};
+
+// In place: r[i] holds row i's eight 16-bit elements; afterwards r[j] holds
+// element j of rows 0..7.
+inline void transpose8x8_epi16(__m128i (&r)[8]) {
+  __m128i t[8], u[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm_unpacklo_epi16(r[i], r[i + 1]);
+    t[i + 1] = _mm_unpackhi_epi16(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm_unpacklo_epi32(t[i], t[i + 2]);
+    u[i + 1] = _mm_unpackhi_epi32(t[i], t[i + 2]);
+    u[i + 2] = _mm_unpacklo_epi32(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm_unpackhi_epi32(t[i + 1], t[i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; j++) {
+    r[2 * j] = _mm_unpacklo_epi64(u[j], u[j + 4]);
+    r[2 * j + 1] = _mm_unpackhi_epi64(u[j], u[j + 4]);
+  }
+}
+
+// BF16 weights packed once at load (prepare_avx2) into panels of 16 columns:
+// one 32-byte row per k whose 32-bit lane j holds column j in its low half and
+// column j + 8 in its high half. bf16 is the upper half of an f32, so the tile
+// widens a row with one shift and one mask; decode and prompts then read two
+// bytes a weight in stored order and no call packs (per-call packing from the
+// file mapping took 7-40 % of a prompt; f32 panels at load would double the
+// weights).
+struct KernBf16Panel {
+  using AType = float;
+  using PackT = uint16_t;
+  static constexpr int kNR = 16, kMR = 6, kKC = 256, kNCPanels = 16;
+  static size_t panel_elems(int64_t kc) { return size_t(kc) * kNR; }
+
+  static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, uint16_t* d) {
+    const auto* W = static_cast<const uint16_t*>(w.data);
+    int64_t k = 0;
+    if (n0 + kNR <= w.rows)  // eight k of all 16 rows at a time
+      for (; k + 8 <= kc; k += 8) {
+        __m128i lo[8], hi[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+          lo[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(W + (n0 + i) * w.cols + k0 + k));
+          hi[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(W + (n0 + 8 + i) * w.cols + k0 + k));
+        }
+        transpose8x8_epi16(lo);
+        transpose8x8_epi16(hi);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+          __m128i* row = reinterpret_cast<__m128i*>(d + (k + j) * kNR);
+          _mm_store_si128(row, _mm_unpacklo_epi16(lo[j], hi[j]));
+          _mm_store_si128(row + 1, _mm_unpackhi_epi16(lo[j], hi[j]));
+        }
+      }
+    for (; k < kc; k++)  // k tail, and panels past the last row (zeros)
+      for (int c = 0; c < kNR; c++) {
+        const int64_t n = n0 + c;
+        d[k * kNR + (c % 8) * 2 + c / 8] = n < w.rows ? W[n * w.cols + k0 + k] : uint16_t(0);
+      }
+  }
+
+  template <int MR>
+  static void tile(const float* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc, int ncols,
+                   bool first, const float* bias) {
+    // One or two rows (decode) would leave two FMA chains per row, each
+    // waiting on the last: even and odd k then go to separate accumulators.
+    constexpr int KS = MR <= 2 ? 2 : 1;
+    const __m256i high = _mm256_set1_epi32(-65536);
+    __m256 acc[KS][MR][2];
+#pragma GCC unroll 2
+    for (int s = 0; s < KS; s++)
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; r++) acc[s][r][0] = acc[s][r][1] = _mm256_setzero_ps();
+    auto step = [&](int s, int64_t k) __attribute__((always_inline)) {
+      const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + k * kNR));
+      const __m256 b0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      const __m256 b1 = _mm256_castsi256_ps(_mm256_and_si256(v, high));
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; r++) {
+        const __m256 av = _mm256_broadcast_ss(a + r * lda + k);
+        acc[s][r][0] = _mm256_fmadd_ps(av, b0, acc[s][r][0]);
+        acc[s][r][1] = _mm256_fmadd_ps(av, b1, acc[s][r][1]);
+      }
+    };
+    int64_t k = 0;
+    for (; k + KS <= kc; k += KS)
+#pragma GCC unroll 2
+      for (int s = 0; s < KS; s++) step(s, k + s);
+    if constexpr (KS == 2) {
+      if (k < kc) step(0, k);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; r++) {
+        acc[0][r][0] = _mm256_add_ps(acc[0][r][0], acc[1][r][0]);
+        acc[0][r][1] = _mm256_add_ps(acc[0][r][1], acc[1][r][1]);
+      }
+    }
+    store_tile<MR>(acc[0], c, ldc, ncols, first, bias);
+  }
+
+  static void kernel(int mr, const float* a, int64_t lda, const uint16_t* b, int64_t kc, float* c, int64_t ldc,
+                     int ncols, bool first, const float* bias) {
+    dispatch_tile<KernBf16Panel>(mr, a, lda, b, kc, c, ldc, ncols, first, bias);
   }
 };
 
@@ -211,6 +331,8 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
     round_rows(x, M * K, xr, pool);
     a = xr;
   }
+  if (w.packed && w.packed_tag == kPackedBf16PanelTag)  // prepared: no packing, any M
+    return gemm_blocked<KernBf16Panel>(a, K, M, w, bias, y, pool, static_cast<const uint16_t*>(w.packed));
   if (M >= kSmallM) return gemm_blocked<KernF32>(a, K, M, w, bias, y, pool);
   switch (w.dtype) {
     case DType::kF32: return small_m<DType::kF32>(a, M, w, bias, y, pool);
@@ -219,9 +341,24 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
   }
 }
 
+// Prepared weights: BF16 weights for Compute::kBF16, packed for KernBf16Panel.
+// kF32 prepares nothing (as on AVX-512); panels widen exactly, so a weight
+// prepared for kBF16 gives kF32's results too.
+size_t prepare_avx2(const Weight& w, Compute c, void* dst, Weight* out) {
+  if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
+  const size_t bytes = prepacked_elems<KernBf16Panel>(w) * sizeof(uint16_t);
+  if (dst) {
+    prepack<KernBf16Panel>(w, static_cast<uint16_t*>(dst));
+    *out = w;
+    out->packed = dst;
+    out->packed_tag = kPackedBf16PanelTag;
+  }
+  return bytes;
+}
+
 const KernelTable kAvx2 = {Isa::kAvx2,      matmul_avx2,    avx2::layer_norm, avx2::rms_norm,     avx2::gelu_tanh,
                            avx2::gelu_erf,  avx2::silu_mul, avx2::softmax_rows, avx2::attention,
-                           nullptr};
+                           prepare_avx2};
 
 }  // namespace
 
