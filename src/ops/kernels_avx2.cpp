@@ -341,10 +341,12 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
   }
 }
 
-// Prepared weights: BF16 weights for Compute::kBF16, packed for KernBf16Panel.
+// Prepared weights: quantized ones copied as stored, BF16 weights for
+// Compute::kBF16 packed for KernBf16Panel.
 // kF32 prepares nothing (as on AVX-512); panels widen exactly, so a weight
 // prepared for kBF16 gives kF32's results too.
 size_t prepare_avx2(const Weight& w, Compute c, void* dst, Weight* out) {
+  if (is_matmul_quant(w.dtype)) return avx2::prepare_quant(w, dst, out);  // both modes: int8 numerics
   if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
   const size_t bytes = prepacked_elems<KernBf16Panel>(w) * sizeof(uint16_t);
   if (dst) {

@@ -37,17 +37,15 @@ struct Stored {
   }
 };
 
-const KernelTable* packing_table() {
-  const KernelTable* t = kernels_for(Isa::kAvx512);
-  return t && t->prepare ? t : nullptr;
+// Every table this CPU runs that has packed weights (AVX2 and AVX-512).
+std::vector<const KernelTable*> packing_tables() {
+  std::vector<const KernelTable*> out;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (const KernelTable* t = kernels_for(isa); t && t->prepare) out.push_back(t);
+  return out;
 }
 
-class FusedWeightTest : public ::testing::TestWithParam<DType> {};
-
-TEST_P(FusedWeightTest, EqualsThePartsPreparedAlone) {
-  const KernelTable* t = packing_table();
-  if (!t) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
-  const DType dt = GetParam();
+void equals_the_parts_prepared_alone(const KernelTable* t, DType dt) {
   ThreadPool pool(2);
   const int64_t K = 320;
   // q / k / v-like widths, one not a multiple of the 32-column panels.
@@ -90,13 +88,22 @@ TEST_P(FusedWeightTest, EqualsThePartsPreparedAlone) {
   }
 }
 
+class FusedWeightTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(FusedWeightTest, EqualsThePartsPreparedAlone) {
+  const auto tables = packing_tables();
+  if (tables.empty()) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
+  for (const KernelTable* t : tables) {
+    SCOPED_TRACE(isa_name(t->isa));
+    equals_the_parts_prepared_alone(t, GetParam());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, FusedWeightTest,
                          ::testing::Values(DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
-TEST(FusedWeight, PartsThatDoNotStackArePreparedAlone) {
-  const KernelTable* t = packing_table();
-  if (!t) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
+void parts_that_do_not_stack_are_prepared_alone(const KernelTable* t) {
   ThreadPool pool(2);
   const Ops ops{t, &pool, Compute::kBF16};
   Stored a(DType::kQ8_0, 64, 256, 1), b(DType::kBF16, 64, 256, 2), c(DType::kQ8_0, 64, 128, 3);
@@ -115,6 +122,15 @@ TEST(FusedWeight, PartsThatDoNotStackArePreparedAlone) {
   linear_parts(ops, x.data(), 1, mixed, {&pa, &pb}, {ya.data(), yb.data()});
   ops.linear(x.data(), 1, pb, nullptr, want.data());
   EXPECT_EQ(std::memcmp(want.data(), yb.data(), sizeof(float) * 64), 0);
+}
+
+TEST(FusedWeight, PartsThatDoNotStackArePreparedAlone) {
+  const auto tables = packing_tables();
+  if (tables.empty()) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
+  for (const KernelTable* t : tables) {
+    SCOPED_TRACE(isa_name(t->isa));
+    parts_that_do_not_stack_are_prepared_alone(t);
+  }
 }
 
 }  // namespace

@@ -169,7 +169,9 @@ TEST(Quant, Q4_0RoundTripWithinOneStep) {
 // blocks, then 8, 4 and 2: K / 32 = 1, 3, 20, 28, 30, 33, 40).
 TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
   ThreadPool pool(2);
-  const KernelTable* fast = kernels_for(Isa::kAvx512);
+  std::vector<const KernelTable*> fast_tables;  // each SIMD table this CPU runs
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (const KernelTable* t = kernels_for(isa)) fast_tables.push_back(t);
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 9, 32 * 33},
                            {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}, {2, 11, 32 * 30}}) {
@@ -188,18 +190,26 @@ TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
       };
       matmul_quant(x.data(), M, wt, bias.data(), got.data(), pool);
       check("unprepared");
-      if (!fast) continue;
-      Tensor storage;
-      const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(wt, &storage);
-      EXPECT_NE(prepared.packed, nullptr);
-      std::fill(got.begin(), got.end() - 1, 0.f);
-      // f32 mode: the int8 numerics at every M (bf16 mode switches to the bf16
-      // GEMM for prompt-sized M, tested below).
-      Ops{fast, &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
-      check("prepared");
-      // The scalar table ignores the packed form and reads the blocks.
-      Ops{&kernels_ref(), &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
-      check("reference table on a prepared weight");
+      for (const KernelTable* fast : fast_tables) {
+        SCOPED_TRACE(isa_name(fast->isa));
+        Tensor storage;
+        const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(wt, &storage);
+        EXPECT_NE(prepared.packed, nullptr);
+        std::fill(got.begin(), got.end() - 1, 0.f);
+        // f32 mode: the int8 numerics at every M (bf16 mode switches to the bf16
+        // GEMM for prompt-sized M, tested below).
+        Ops{fast, &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
+        check("prepared");
+        // The packed form alone (a fused weight keeps no source view).
+        Weight packed_only = prepared;
+        packed_only.data = nullptr;
+        std::fill(got.begin(), got.end() - 1, 0.f);
+        Ops{fast, &pool, Compute::kF32}.linear(x.data(), M, packed_only, bias.data(), got.data());
+        check("prepared, no source view");
+        // The scalar table ignores the packed form and reads the blocks.
+        Ops{&kernels_ref(), &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
+        check("reference table on a prepared weight");
+      }
     }
 }
 
