@@ -87,9 +87,10 @@ void matmul_q8_0_ref(const float* x, int64_t M, const void* w, int64_t N, int64_
 namespace avx2 {  // quant_avx2.cpp; only after the CPU check
 // ggml's layouts read as stored, activations quantized per call.
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);
-// The blocks copied as they are (into the packed arena at load: huge pages,
-// no file mapping in the decode's path, and gate/up or q/k/v can be fused);
-// returns the bytes, copies to dst when it is non-null.
+// The blocks rearranged for this kernel (row pairs interleaved, scales
+// grouped; see quant_avx2.cpp), written at load into the packed arena, so
+// gate/up or q/k/v can be fused and decode reads no file mapping; returns the
+// bytes, writes dst (32-byte aligned) when it is non-null.
 size_t prepare_quant(const Weight& w, void* dst, Weight* out);
 }  // namespace avx2
 

@@ -196,8 +196,8 @@ TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
         const Weight prepared = Ops{fast, &pool, Compute::kBF16}.prepare(wt, &storage);
         EXPECT_NE(prepared.packed, nullptr);
         std::fill(got.begin(), got.end() - 1, 0.f);
-        // f32 mode: the int8 numerics at every M (bf16 mode switches to the bf16
-        // GEMM for prompt-sized M, tested below).
+        // The int8 numerics at every M in either mode (AVX-512's prompt GEMM in
+        // both modes is tested below).
         Ops{fast, &pool, Compute::kF32}.linear(x.data(), M, prepared, bias.data(), got.data());
         check("prepared");
         // The packed form alone (a fused weight keeps no source view).
@@ -296,13 +296,15 @@ TEST(Quant, PromptRowsKeepTheInt8NumericsInBothModes) {
 // through matmul_quant): every block type against the reference, M across the
 // three-row tile's tails, N across the two-row tile's and the 16-row chunk's,
 // a Q8_0 weight of -128; each row equals the row run alone (batches agree with
-// single sequences). Its ties: FastActivationQuantizationEqualsReference.
+// single sequences), and the layout prepared at load gives the same bits as
+// the blocks read in place (block counts across its 8-block groups' tails).
+// Its ties: FastActivationQuantizationEqualsReference.
 TEST(Quant, Avx2KernelEqualsReference) {
   if (!kernels_for(Isa::kAvx2)) GTEST_SKIP() << "no AVX2 on this CPU";
   ThreadPool pool(2);
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 17, 32 * 33},
-                           {4, 33, 96}, {5, 16, 64}, {7, 31, 640}, {48, 45, 896}}) {
+                           {4, 33, 96}, {5, 16, 64}, {7, 31, 640}, {48, 45, 896}, {3, 7, 32 * 15}}) {
       SCOPED_TRACE(testing::Message() << dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K);
       std::vector<float> x = randn(size_t(M * K), uint32_t(K + M), 2.f), wf = randn(size_t(N * K), uint32_t(N), 0.2f);
       std::vector<uint8_t> w(size_t(N * K / 32) * dtype_block_bytes(dt));
@@ -314,6 +316,15 @@ TEST(Quant, Avx2KernelEqualsReference) {
       matmul_quant_ref(x.data(), M, wt, bias.data(), ref.data(), pool);
       avx2::matmul_quant(x.data(), M, wt, bias.data(), got.data(), pool);
       EXPECT_EQ(got[size_t(M * N)], -7.f) << "write past y";
+      // Prepared: the source is not read (the weight keeps no view of it).
+      Weight prepared;
+      Tensor packed(DType::kU8, {int64_t(avx2::prepare_quant(wt, nullptr, nullptr))});
+      ASSERT_GT(packed.numel(), 0);
+      avx2::prepare_quant(wt, packed.data(), &prepared);
+      prepared.data = nullptr;
+      std::vector<float> got_prepared(size_t(M * N));
+      avx2::matmul_quant(x.data(), M, prepared, bias.data(), got_prepared.data(), pool);
+      for (int64_t i = 0; i < M * N; i++) ASSERT_EQ(got_prepared[size_t(i)], got[size_t(i)]) << "prepared, at " << i;
       for (int64_t m = 0; m < M; m++) {
         avx2::matmul_quant(x.data() + m * K, 1, wt, bias.data(), row.data(), pool);
         for (int64_t n = 0; n < N; n++) {
