@@ -142,6 +142,9 @@ const Case kCases[] = {
     {50, 50, 2, 1, 64, 64, true, 0},     {100, 129, 4, 4, 72, 72, false, 0}, {70, 70, 2, 2, 5, 3, true, 0},
     {40, 90, 6, 3, 24, 40, true, 50},    {2, 517, 4, 1, 96, 80, true, 515, true}, {37, 203, 4, 1, 70, 64, true, 166, true},
     {16, 16, 1, 1, 16, 16, false, 0},
+    // Prompts of more query tiles than one pass over the keys takes (the
+    // last pass partial; causal tiles that stop before a pass's last block).
+    {300, 300, 2, 1, 40, 24, true, 0},    {145, 210, 3, 3, 72, 72, true, 65}, {270, 270, 2, 2, 24, 24, false, 0},
     // Decode at Tiny's shape after an image prompt, and MLA's (Dv wider than
     // one register pass of the per-query form).
     {1, 1033, 10, 10, 128, 128, true, 1032}, {1, 77, 16, 1, 576, 512, true, 76, true},
