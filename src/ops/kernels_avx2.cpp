@@ -4,7 +4,7 @@
 // There are no bf16 dot products on AVX2, so Compute::kBF16 is emulated
 // exactly as the reference defines it: the activations are rounded to bf16
 // and the f32 FMA kernel runs on them (weights widened exactly).
-//   BF16 weights prepared for kBF16 (Ops::prepare, at load): bf16 panels
+//   BF16 weights prepared (Ops::prepare, at load, either mode): bf16 panels
 //     (KernBf16Panel), widened in the 6x16 tile; every M, decode included.
 //   else M >= kSmallM: blocked GEMM (gemm_driver.h), W widened to f32 panels
 //     per call, 6x16 register tile.
@@ -341,13 +341,13 @@ void matmul_avx2(const float* x, int64_t M, const Weight& w, const float* bias, 
   }
 }
 
-// Prepared weights: quantized ones copied as stored, BF16 weights for
-// Compute::kBF16 packed for KernBf16Panel.
-// kF32 prepares nothing (as on AVX-512); panels widen exactly, so a weight
-// prepared for kBF16 gives kF32's results too.
-size_t prepare_avx2(const Weight& w, Compute c, void* dst, Weight* out) {
+// Prepared weights: quantized ones rearranged for the int8 kernel, BF16 ones
+// packed for KernBf16Panel in both modes (the panels widen exactly and the
+// tile multiplies f32 activations, so unlike AVX-512's bf16 pairs they serve
+// kF32 too).
+size_t prepare_avx2(const Weight& w, Compute, void* dst, Weight* out) {
   if (is_matmul_quant(w.dtype)) return avx2::prepare_quant(w, dst, out);  // both modes: int8 numerics
-  if (c != Compute::kBF16 || w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
+  if (w.dtype != DType::kBF16 || w.rows <= 0 || w.cols <= 0) return 0;
   const size_t bytes = prepacked_elems<KernBf16Panel>(w) * sizeof(uint16_t);
   if (dst) {
     prepack<KernBf16Panel>(w, static_cast<uint16_t*>(dst));

@@ -132,7 +132,8 @@ TEST_P(LlmGolden, MatchesOfficialLogitsAndGreedy) {
 
 // Weights repacked at load (LanguageModel::prepare, the CLI's default) with
 // the checkpoint's pages dropped: the f32 reference still matches the official
-// logits (it reads the re-faulted mapped bytes), and bf16 through the packed
+// logits (reading the re-faulted mapped bytes, or weights prepared for f32
+// mode), and bf16 through the packed
 // kernels agrees with the official argmax and greedy ids as the unpacked
 // bf16 path does.
 TEST_P(LlmGolden, PreparedWeightsKeepParity) {
@@ -147,11 +148,15 @@ TEST_P(LlmGolden, PreparedWeightsKeepParity) {
   LanguageModel plain(cfg.language, checkpoint_source(ckpt));
   size_t released = 0;
   const size_t packed = lm.prepare(ops_bf16, [&](const void* p, size_t n) { released += ckpt.release(p, n); });
-  if (kernels_best().isa == Isa::kAvx512) {
+  if (kernels_best().isa != Isa::kScalar) {
     EXPECT_GT(packed, size_t(0));
     EXPECT_GT(released, size_t(0));
   }
   EXPECT_THROW(lm.prepare(ops_bf16), Error);
+  // Prepared for f32 mode (AVX2's bf16 panels serve it; AVX-512 packs nothing
+  // for it): still the official logits.
+  LanguageModel lm32(cfg.language, checkpoint_source(ckpt));
+  lm32.prepare(ops);
   const int64_t V = cfg.language.vocab_size;
   for (const std::string& p : prompts_of(exp)) {
     SCOPED_TRACE(p);
@@ -162,6 +167,9 @@ TEST_P(LlmGolden, PreparedWeightsKeepParity) {
     KVCache c32(cfg.language);
     Tensor l32 = lm.forward(embeds.f32(), T, c32, ops, LogitsMode::kAll, T);
     EXPECT_LE(test::diff(l32.f32(), want_logits.f32(), T * V).max_abs, 1e-3);
+    KVCache c32p(cfg.language);
+    Tensor l32p = lm32.forward(embeds.f32(), T, c32p, ops, LogitsMode::kAll, T);
+    EXPECT_LE(test::diff(l32p.f32(), want_logits.f32(), T * V).max_abs, 1e-3) << "f32 mode, prepared for it";
 
     KVCache cb(cfg.language), cp(cfg.language);
     Tensor lb = lm.forward(embeds.f32(), T, cb, ops_bf16, LogitsMode::kAll);

@@ -87,10 +87,10 @@ WeightStore make_weight(DType dt, int64_t N, int64_t K, uint32_t seed) {
 }
 
 // Runs one case on every table in `tables` against one reference result.
-// prepared: the weight goes through Ops::prepare for kBF16 first (its packed
-// form must serve kBF16 and be ignored by kF32).
+// prepared: the weight goes through Ops::prepare for prepared_for first (a
+// packed form made for kBF16 must serve kBF16 and give kF32's results too).
 void check_matmul(const std::vector<const KernelTable*>& tables, const MatmulCase& mc, DType dt, Compute c,
-                  bool with_bias, ThreadPool& pool, bool prepared = false) {
+                  bool with_bias, ThreadPool& pool, bool prepared = false, Compute prepared_for = Compute::kBF16) {
   const int64_t M = mc.M, N = mc.N, K = mc.K;
   std::vector<float> x = randn(size_t(M * K), uint32_t(M * 131 + K));
   WeightStore ws = make_weight(dt, N, K, uint32_t(N * 7 + K));
@@ -116,8 +116,8 @@ void check_matmul(const std::vector<const KernelTable*>& tables, const MatmulCas
                                     << dtype_name(dt) << " compute=" << compute_name(c) << " bias=" << with_bias
                                     << " prepared=" << prepared);
     Tensor storage;
-    const Weight w = prepared ? Ops{t, &pool, Compute::kBF16}.prepare(ws.w, &storage) : ws.w;
-    if (prepared && t->isa != Isa::kScalar && dt == DType::kBF16) {
+    const Weight w = prepared ? Ops{t, &pool, prepared_for}.prepare(ws.w, &storage) : ws.w;
+    if (prepared && dt == DType::kBF16 && (t->isa == Isa::kAvx2 || prepared_for == Compute::kBF16)) {
       ASSERT_NE(w.packed, nullptr);
     }
     Guarded got(M * N);
@@ -151,10 +151,20 @@ TEST(Kernels, MatmulPreparedWeightsMatchReference) {
                                MatmulCase{7, 64, 1280}, MatmulCase{12, 40, 2400}})
     for (DType dt : {DType::kBF16, DType::kF16})
       for (Compute c : {Compute::kBF16, Compute::kF32}) check_matmul(tables, mc, dt, c, true, pool, true);
+  // f32 mode: AVX-512's bf16 pairs would round the activations, so it has no
+  // packed form there; AVX2's panels widen exactly and serve it.
+  for (const MatmulCase& mc : {MatmulCase{1, 70, 1030}, MatmulCase{3, 5, 2333}, MatmulCase{64, 300, 520}})
+    check_matmul(tables, mc, DType::kBF16, Compute::kF32, true, pool, true, Compute::kF32);
   Tensor unused;
   WeightStore ws = make_weight(DType::kBF16, 8, 8, 1);
-  for (const KernelTable* t : tables)
-    EXPECT_EQ((Ops{t, &pool, Compute::kF32}.prepare(ws.w, &unused).packed), nullptr) << "f32 mode has no packed form";
+  for (const KernelTable* t : tables) {
+    const Weight f32_prepared = Ops{t, &pool, Compute::kF32}.prepare(ws.w, &unused);
+    if (t->isa == Isa::kAvx512) {
+      EXPECT_EQ(f32_prepared.packed, nullptr) << "AVX-512: f32 mode has no packed form";
+    } else {
+      EXPECT_NE(f32_prepared.packed, nullptr) << "AVX2: the bf16 panels serve f32 mode";
+    }
+  }
 }
 
 TEST(Kernels, MatmulUnevenThreadSplits) {
