@@ -100,11 +100,11 @@ struct KernF32 {
   static constexpr int kNR = 16, kMR = 6, kKC = 256, kNCPanels = 16;
   static size_t panel_elems(int64_t kc) { return size_t(kc) * kNR; }
 
-  // panel[k][c] = W[n0+c][k0+k] widened; zero past N. Nothing is packed at
-  // load on AVX2 (f32 panels would double bf16 weights), so every call packs
-  // and this runs as often as the tile: eight rows by eight k at a time,
-  // transposed in registers (element by element it cost about as much as a
-  // 48-row product's FMAs).
+  // panel[k][c] = W[n0+c][k0+k] widened; zero past N. Weights that are not
+  // prepared (F32 / F16 ones, --no-repack) are packed by every call, so this
+  // runs as often as the tile: eight rows by eight k at a time, transposed in
+  // registers (element by element it cost about as much as a 48-row product's
+  // FMAs).
   static void pack(const Weight& w, int64_t n0, int64_t k0, int64_t kc, float* d) {
     switch (w.dtype) {
       case DType::kF32: return pack_typed<DType::kF32>(w, n0, k0, kc, d);

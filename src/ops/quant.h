@@ -85,7 +85,8 @@ void matmul_q8_0_ref(const float* x, int64_t M, const void* w, int64_t N, int64_
                      ThreadPool& pool);
 
 namespace avx2 {  // quant_avx2.cpp; only after the CPU check
-// ggml's layouts read as stored, activations quantized per call.
+// ggml's blocks read as stored, or the layout prepare_quant wrote;
+// activations quantized per call.
 void matmul_quant(const float* x, int64_t M, const Weight& w, const float* bias, float* y, ThreadPool& pool);
 // The blocks rearranged for this kernel (row pairs interleaved, scales
 // grouped; see quant_avx2.cpp), written at load into the packed arena, so
