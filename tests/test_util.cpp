@@ -129,4 +129,17 @@ bool in_ci() {
   return ci && (std::string(ci) == "true" || std::string(ci) == "1");
 }
 
+std::vector<const KernelTable*> simd_tables() {
+  std::vector<const KernelTable*> out;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
+    if (const KernelTable* t = kernels_for(isa)) out.push_back(t);
+  return out;
+}
+
+std::vector<const KernelTable*> all_tables() {
+  std::vector<const KernelTable*> out = simd_tables();
+  out.insert(out.begin(), &kernels_ref());
+  return out;
+}
+
 }  // namespace dsvl2::test

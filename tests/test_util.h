@@ -9,6 +9,7 @@
 
 #include "core/tensor.h"
 #include "llm/decoder.h"
+#include "ops/ops.h"
 
 namespace dsvl2::test {
 
@@ -33,6 +34,11 @@ struct CommandResult {
 CommandResult run_command(const std::string& cmd, const std::string& stdin_text = "");
 // Path of the built dsvl2 binary.
 std::string dsvl2_binary();
+
+// The SIMD kernel tables this CPU runs (AVX2, AVX-512); all_tables() puts the
+// scalar reference first.
+std::vector<const KernelTable*> simd_tables();
+std::vector<const KernelTable*> all_tables();
 
 struct DiffStats {
   double max_abs = 0, mean_abs = 0;

@@ -26,12 +26,7 @@ namespace {
 constexpr float kSentinel = -12345.678f;
 constexpr int64_t kPad = 37;
 
-std::vector<const KernelTable*> all_tables() {
-  std::vector<const KernelTable*> out = {&kernels_ref()};
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
-    if (const KernelTable* t = kernels_for(isa)) out.push_back(t);
-  return out;
-}
+using test::all_tables;
 
 using test::randn;
 

@@ -15,12 +15,7 @@
 namespace dsvl2 {
 namespace {
 
-std::vector<const KernelTable*> all_tables() {
-  std::vector<const KernelTable*> out{&kernels_ref()};
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
-    if (const KernelTable* t = kernels_for(isa)) out.push_back(t);
-  return out;
-}
+using test::all_tables;
 
 struct Case {
   int64_t M, N, K;

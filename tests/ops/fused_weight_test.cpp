@@ -37,13 +37,6 @@ struct Stored {
   }
 };
 
-// Every table this CPU runs that has packed weights (AVX2 and AVX-512).
-std::vector<const KernelTable*> packing_tables() {
-  std::vector<const KernelTable*> out;
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
-    if (const KernelTable* t = kernels_for(isa); t && t->prepare) out.push_back(t);
-  return out;
-}
 
 void equals_the_parts_prepared_alone(const KernelTable* t, DType dt) {
   ThreadPool pool(2);
@@ -91,7 +84,7 @@ void equals_the_parts_prepared_alone(const KernelTable* t, DType dt) {
 class FusedWeightTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(FusedWeightTest, EqualsThePartsPreparedAlone) {
-  const auto tables = packing_tables();
+  const auto tables = test::simd_tables();  // each has packed weights
   if (tables.empty()) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
   for (const KernelTable* t : tables) {
     SCOPED_TRACE(isa_name(t->isa));
@@ -125,7 +118,7 @@ void parts_that_do_not_stack_are_prepared_alone(const KernelTable* t) {
 }
 
 TEST(FusedWeight, PartsThatDoNotStackArePreparedAlone) {
-  const auto tables = packing_tables();
+  const auto tables = test::simd_tables();
   if (tables.empty()) GTEST_SKIP() << "no kernel table with packed weights on this CPU";
   for (const KernelTable* t : tables) {
     SCOPED_TRACE(isa_name(t->isa));

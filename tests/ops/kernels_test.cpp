@@ -20,12 +20,7 @@ namespace {
 constexpr float kSentinel = -12345.678f;
 constexpr int64_t kPad = 37;  // sentinel floats before and after every output
 
-std::vector<const KernelTable*> simd_tables() {
-  std::vector<const KernelTable*> out;
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
-    if (const KernelTable* t = kernels_for(isa)) out.push_back(t);
-  return out;
-}
+using test::simd_tables;
 
 #define FOR_EACH_SIMD(t)                                                   \
   auto tables_ = simd_tables();                                            \

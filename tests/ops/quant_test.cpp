@@ -169,9 +169,7 @@ TEST(Quant, Q4_0RoundTripWithinOneStep) {
 // blocks, then 8, 4 and 2: K / 32 = 1, 3, 20, 28, 30, 33, 40).
 TEST(Quant, MatmulQuantMatchesReferencePreparedOrNot) {
   ThreadPool pool(2);
-  std::vector<const KernelTable*> fast_tables;  // each SIMD table this CPU runs
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512})
-    if (const KernelTable* t = kernels_for(isa)) fast_tables.push_back(t);
+  const std::vector<const KernelTable*> fast_tables = test::simd_tables();
   for (DType dt : {DType::kQ8_0, DType::kQ4_0, DType::kIQ4_NL})
     for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 32}, {1, 70, 1280}, {2, 9, 32 * 33},
                            {3, 5, 96}, {5, 37, 64}, {17, 33, 640}, {64, 13, 896}, {2, 11, 32 * 30}}) {
